@@ -1,0 +1,139 @@
+"""Command line: a thin layer over :func:`nasbench_eval.run` and the registries."""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from .config import RunConfig
+from .errors import NasbenchEvalError
+
+
+def _fail(exc: Exception) -> None:
+    raise click.ClickException(str(exc))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="nasbench-eval")
+def main() -> None:
+    """nasbench-eval: differentiable NAS searches, anytime scoring, results you can compare."""
+
+
+def _parse_option(text: str) -> tuple[str, Any]:
+    if "=" not in text:
+        raise click.BadParameter(f"'{text}' is not KEY=VALUE", param_hint="--option")
+    key, value = text.split("=", 1)
+    import json
+
+    try:
+        parsed: Any = json.loads(value)
+    except ValueError:
+        parsed = value
+    return key.strip().replace("-", "_"), parsed
+
+
+_D = RunConfig()
+
+
+@main.command()
+@click.option("--method", default=_D.method, show_default=True, help="Search method (see `list methods`).")
+@click.option("--space", default=_D.space, show_default=True, help="Space name (see `list spaces`) or a spec .toml path.")
+@click.option("--dataset", default=_D.dataset, show_default=True, help="Dataset (see `list datasets`).")
+@click.option("--epochs", default=_D.epochs, show_default=True, type=int)
+@click.option("--seed", default=_D.seed, show_default=True, type=int)
+@click.option("--layers", default=_D.layers, show_default=True, type=int, help="Cells in the supernet.")
+@click.option("--channels", default=_D.channels, show_default=True, type=int, help="Initial channels.")
+@click.option("--batch-size", default=_D.batch_size, show_default=True, type=int)
+@click.option("--train-portion", default=_D.train_portion, show_default=True, type=float,
+              help="Share of the training set used as search-train (the rest is search-val).")
+@click.option("--w-lr", default=_D.w_lr, show_default=True, type=float)
+@click.option("--alpha-lr", default=_D.alpha_lr, show_default=True, type=float)
+@click.option("--max-steps-per-epoch", default=None, type=int, help="Cap steps per epoch (quick looks).")
+@click.option("--oracle", default=_D.oracle, show_default=True, help="Anytime scorer of the derived architecture.")
+@click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="Method-specific option (repeatable), e.g. -o pgd_steps=1.")
+@click.option("--device", default=_D.device, show_default=True, help="auto, cpu, cuda, cuda:N.")
+@click.option("--out", default=_D.out, show_default=True, help="Directory that holds run directories.")
+@click.option("--data-root", default=None, help="Dataset cache (default $NASBENCH_EVAL_DATA or ~/.cache/nasbench-eval/data).")
+@click.option("--resume", is_flag=True, help="Continue the run with these settings from its last finished epoch.")
+@click.option("--quiet", is_flag=True, help="No progress bar or per-epoch lines.")
+def run(options: tuple[str, ...], resume: bool, quiet: bool, **kwargs: Any) -> None:
+    """Run one architecture search and write results/<run-id>/."""
+    from .runner import read_summary, run as run_search
+
+    try:
+        cfg = RunConfig(**kwargs, method_options=dict(_parse_option(o) for o in options),
+                        progress=not quiet)
+        run_dir = run_search(cfg, resume=resume)
+    except (NasbenchEvalError, ValueError) as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: rerun the same command with --resume to continue", err=True)
+        sys.exit(130)
+    summary = read_summary(run_dir) or {}
+    click.echo(f"run directory: {run_dir}")
+    click.echo(f"status: {summary.get('status')}  epochs: {summary.get('epochs_done')}/"
+               f"{summary.get('epochs')}  wall time: {summary.get('wall_time_s')} s")
+    if summary.get("status") == "diverged":
+        click.echo(f"diverged: {summary.get('error')}")
+    elif summary.get("final_genotype"):
+        from .spaces.genotype import Genotype
+
+        g = Genotype.from_dict(summary["final_genotype"])
+        click.echo(f"final anytime test error: {summary['final_test_error']:.4f}  "
+                   f"parameter-free fraction (normal): {summary['final_param_free_fraction']:.3f}")
+        click.echo(f"genotype: {g}")
+
+
+@main.group(name="list")
+def list_() -> None:
+    """List the registered spaces, methods or datasets."""
+
+
+@list_.command(name="spaces")
+def list_spaces() -> None:
+    """Each bundled space: op sets and the number of discrete cells it holds (computed)."""
+    from .spaces.spec import builtin_spaces, load_space
+
+    try:
+        for name in builtin_spaces():
+            sp = load_space(name)
+            click.echo(f"{name}  ({sp.family}, {sp.nodes} nodes, {sp.num_edges} edges) - {sp.description}")
+            uniform = sp.uniform_ops()
+            if uniform:
+                click.echo(f"    ops (every edge): {', '.join(uniform)}")
+            else:
+                for cell, ops in sp.op_sets().items():
+                    click.echo(f"    {cell} ops (per-edge lists of {sp.num_ops(cell)}): {', '.join(ops)}")
+            click.echo(f"    discrete cells: normal {sp.count_cells('normal'):,}  "
+                       f"reduce {sp.count_cells('reduce'):,}  "
+                       f"architectures (normal x reduce) {sp.count_architectures():,} "
+                       f"(~{float(sp.count_architectures()):.2e})")
+    except NasbenchEvalError as exc:
+        _fail(exc)
+    click.echo("\nCounts are genotypes: 2 distinct input edges per node, one non-'none' op per "
+               "edge; isomorphic cells are counted separately (as the DARTS paper counts).")
+
+
+@list_.command(name="methods")
+def list_methods() -> None:
+    from .methods import load_all
+    from .methods.base import method_description
+
+    for name, cls in sorted(load_all().items()):
+        opts = ", ".join(f"{k}={v}" for k, v in getattr(cls, "options", {}).items())
+        click.echo(f"{name:14s} {method_description(cls)}" + (f"  [options: {opts}]" if opts else ""))
+
+
+@list_.command(name="datasets")
+def list_datasets() -> None:
+    from .data import DATASETS, default_data_root
+
+    for name, (_, desc) in DATASETS.items():
+        click.echo(f"{name:14s} {desc}")
+    click.echo(f"\ndownload cache: {default_data_root()}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

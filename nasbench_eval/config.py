@@ -1,0 +1,83 @@
+"""Every knob of a search run, in one serialisable dataclass.
+
+The defaults are the DARTS / RobustDARTS / SDARTS search setting (shared/reference), so a run
+that only names method, space and dataset reproduces the papers' protocol.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+# Fields that say where or how a run executes, not what it computes; excluded from the run id.
+_EXECUTION_FIELDS = {"out", "device", "progress", "data_root"}
+
+
+@dataclass
+class RunConfig:
+    method: str = "darts"
+    space: str = "s3"
+    dataset: str = "digits"
+    seed: int = 0
+    epochs: int = 50
+    layers: int = 8
+    channels: int = 16
+    batch_size: int = 64
+    train_portion: float = 0.5
+    # weights w: SGD, cosine annealing from w_lr to w_lr_min over the epochs
+    w_lr: float = 0.025
+    w_lr_min: float = 0.001
+    w_momentum: float = 0.9
+    w_weight_decay: float = 3e-4
+    grad_clip: float = 5.0
+    # architecture parameters alpha: Adam
+    alpha_lr: float = 3e-4
+    alpha_betas: tuple[float, float] = (0.5, 0.999)
+    alpha_weight_decay: float = 1e-3
+    alpha_init_scale: float = 1e-3
+    # anytime scoring of the derived architecture
+    oracle: str = "supernet"
+    bn_recalibration_batches: int = 20
+    # method-specific options (validated by the method itself)
+    method_options: dict[str, Any] = field(default_factory=dict)
+    # cap steps per epoch (tests, quick looks); None = the whole search split
+    max_steps_per_epoch: int | None = None
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    # execution
+    device: str = "auto"
+    out: str = "results"
+    data_root: str | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.alpha_betas = tuple(self.alpha_betas)  # type: ignore[assignment]
+        for name in ("epochs", "layers", "channels", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not 0.0 < self.train_portion < 1.0:
+            raise ValueError(f"train_portion must be in (0, 1), got {self.train_portion}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["alpha_betas"] = list(self.alpha_betas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        known = {f.name for f in fields(cls)}
+        unknown_keys = set(d) - known
+        if unknown_keys:
+            raise ValueError(f"unknown config fields: {', '.join(sorted(unknown_keys))}")
+        return cls(**d)
+
+    def fingerprint(self) -> str:
+        """Hash of everything that changes what the run computes."""
+        d = {k: v for k, v in self.to_dict().items() if k not in _EXECUTION_FIELDS}
+        return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+    def run_id(self) -> str:
+        """Deterministic: the same settings always name the same run directory."""
+        space = self.space.rsplit("/", 1)[-1].removesuffix(".toml")
+        return f"{self.method}-{space}-{self.dataset}-seed{self.seed}-{self.fingerprint()}"

@@ -1,0 +1,262 @@
+"""Datasets as uint8 tensors, and batches drawn from them on the compute device.
+
+Every dataset, from ``digits`` to CIFAR-10, is held in memory as uint8 ``N x C x H x W``
+(CIFAR-10 is 150 MB) and moved to the device once. Shuffling, the search split, random crop,
+flip and normalisation then happen on the device in whole batches, so a GPU never waits for
+a CPU DataLoader and a step has static shapes. Randomness comes from a ``torch.Generator``
+the caller seeds, which makes an epoch's batches a pure function of (seed, epoch).
+"""
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .errors import DataUnavailableError, unknown
+
+FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+def default_data_root() -> Path:
+    """``$NASBENCH_EVAL_DATA``, else ``~/.cache/nasbench-eval/data``."""
+    env = os.environ.get("NASBENCH_EVAL_DATA")
+    return Path(env) if env else Path.home() / ".cache" / "nasbench-eval" / "data"
+
+
+@dataclass(frozen=True)
+class Augment:
+    crop_padding: int = 0
+    hflip: bool = False
+
+
+@dataclass
+class Dataset:
+    """A labelled image set with its held-out test split (never used by the search)."""
+
+    name: str
+    train_x: Tensor  # uint8 N x C x H x W
+    train_y: Tensor  # int64 N
+    test_x: Tensor
+    test_y: Tensor
+    num_classes: int
+    mean: tuple[float, ...]  # per channel, on the [0, 1] scale
+    std: tuple[float, ...]
+    augment: Augment = Augment()
+
+    @property
+    def channels(self) -> int:
+        return int(self.train_x.shape[1])
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return int(self.train_x.shape[2]), int(self.train_x.shape[3])
+
+    def search_split(self, train_portion: float) -> tuple[Tensor, Tensor]:
+        """Indices of search-train and search-val: the first ``portion`` of the training
+        set and the rest, in stored order, as the DARTS reference splits it."""
+        n = len(self.train_y)
+        split = int(np.floor(train_portion * n))
+        if not 0 < split < n:
+            raise ValueError(f"train_portion {train_portion} leaves an empty search split of {n} images")
+        return torch.arange(split), torch.arange(split, n)
+
+
+def _stats(x: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    xf = x.float() / 255.0
+    return (tuple(xf.mean(dim=(0, 2, 3)).tolist()), tuple(xf.std(dim=(0, 2, 3)).tolist()))
+
+
+# --------------------------------------------------------------------------- loaders
+
+def _digits(root: Path, **_: object) -> Dataset:
+    """scikit-learn's bundled 8x8 digits (1,797 images, offline): the embedded default.
+
+    A fixed stratified 80/20 split (independent of the run seed) keeps the test images the
+    same for every run, so anytime errors are comparable across seeds.
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    d = load_digits()
+    images = np.clip(np.rint(d.images * 16.0), 0, 255).astype(np.uint8)[:, None]
+    xtr, xte, ytr, yte = train_test_split(images, d.target, test_size=0.2, random_state=0,
+                                          stratify=d.target)
+    train_x = torch.from_numpy(xtr)
+    mean, std = _stats(train_x)
+    return Dataset("digits", train_x, torch.from_numpy(ytr).long(), torch.from_numpy(xte),
+                   torch.from_numpy(yte).long(), 10, mean, std)
+
+
+def _synthetic(root: Path, n_train: int = 512, n_test: int = 128, shape: tuple[int, int, int] = (3, 16, 16),
+               num_classes: int = 10, **_: object) -> Dataset:
+    """Random images with a class-dependent mean, so a model can learn something quickly."""
+    g = torch.Generator().manual_seed(1234)
+
+    def make(n: int) -> tuple[Tensor, Tensor]:
+        y = torch.randint(0, num_classes, (n,), generator=g)
+        base = (y.float() * (160.0 / max(num_classes - 1, 1)) + 48.0).view(-1, 1, 1, 1)
+        x = base + 40.0 * torch.randn((n, *shape), generator=g)
+        return x.clamp(0, 255).to(torch.uint8), y
+
+    train_x, train_y = make(n_train)
+    test_x, test_y = make(n_test)
+    mean, std = _stats(train_x)
+    return Dataset("synthetic", train_x, train_y, test_x, test_y, num_classes, mean, std)
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    _, dtype, ndim = data[0:2], data[2], data[3]
+    if dtype != 0x08:
+        raise DataUnavailableError(f"{path}: not an unsigned-byte IDX file")
+    dims = struct.unpack(">" + "I" * ndim, data[4: 4 + 4 * ndim])
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
+
+
+def _find_idx(folder: Path, stem: str) -> Path | None:
+    for name in (stem, stem + ".gz"):
+        for p in (folder / name, folder / "raw" / name):
+            if p.is_file():
+                return p
+    return None
+
+
+def _fashion_mnist(root: Path, **_: object) -> Dataset:
+    """Fashion-MNIST from Debian's ``dataset-fashion-mnist`` when installed, else torchvision."""
+    stems = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+    for folder in (FASHION_MNIST_SYSTEM_DIR, root / "FashionMNIST", root / "fashion-mnist"):
+        paths = [_find_idx(folder, s) for s in stems]
+        if all(paths):
+            arrays = [_read_idx(p) for p in paths]  # type: ignore[arg-type]
+            break
+    else:
+        ds_train = _torchvision("FashionMNIST", root, train=True)
+        ds_test = _torchvision("FashionMNIST", root, train=False)
+        arrays = [ds_train.data.numpy(), ds_train.targets.numpy(),
+                  ds_test.data.numpy(), ds_test.targets.numpy()]
+    train_x = torch.from_numpy(arrays[0].copy())[:, None]
+    mean, std = _stats(train_x)
+    return Dataset("fashion-mnist", train_x, torch.from_numpy(arrays[1].astype(np.int64)),
+                   torch.from_numpy(arrays[2].copy())[:, None],
+                   torch.from_numpy(arrays[3].astype(np.int64)), 10, mean, std)
+
+
+def _torchvision(cls_name: str, root: Path, **kwargs: object):
+    import torchvision
+
+    cls = getattr(torchvision.datasets, cls_name)
+    try:
+        return cls(root=str(root), download=True, **kwargs)
+    except Exception as exc:  # network errors come in many types; all mean the same here
+        raise DataUnavailableError(
+            f"dataset {cls_name} is not under {root} and could not be downloaded ({exc}). "
+            f"Download it on a machine with internet access into {root} (or set "
+            f"NASBENCH_EVAL_DATA / --data-root to where it lies)."
+        ) from None
+
+
+def _cifar(cls_name: str, name: str, classes: int) -> Callable[..., Dataset]:
+    def load(root: Path, **_: object) -> Dataset:
+        tr = _torchvision(cls_name, root, train=True)
+        te = _torchvision(cls_name, root, train=False)
+        train_x = torch.from_numpy(tr.data).permute(0, 3, 1, 2).contiguous()
+        test_x = torch.from_numpy(te.data).permute(0, 3, 1, 2).contiguous()
+        mean, std = _stats(train_x)
+        return Dataset(name, train_x, torch.tensor(tr.targets), test_x, torch.tensor(te.targets),
+                       classes, mean, std, Augment(crop_padding=4, hflip=True))
+    load.__doc__ = f"{name} through torchvision; search augmentation: random crop (pad 4) + flip."
+    return load
+
+
+def _svhn(root: Path, **_: object) -> Dataset:
+    """SVHN (train split only, as RobustDARTS) through torchvision; random crop (pad 4) + flip."""
+    tr = _torchvision("SVHN", root, split="train")
+    te = _torchvision("SVHN", root, split="test")
+    train_x = torch.from_numpy(tr.data)
+    mean, std = _stats(train_x)
+    return Dataset("svhn", train_x, torch.from_numpy(tr.labels).long(), torch.from_numpy(te.data),
+                   torch.from_numpy(te.labels).long(), 10, mean, std, Augment(4, True))
+
+
+DATASETS: dict[str, tuple[Callable[..., Dataset], str]] = {
+    "digits": (_digits, "scikit-learn digits, 1x8x8, 1,437 train / 360 test; offline, the default"),
+    "fashion-mnist": (_fashion_mnist, "Fashion-MNIST 1x28x28, 60k/10k; Debian package or download"),
+    "cifar10": (_cifar("CIFAR10", "cifar10", 10), "CIFAR-10 3x32x32, 50k/10k; downloaded"),
+    "cifar100": (_cifar("CIFAR100", "cifar100", 100), "CIFAR-100 3x32x32, 50k/10k; downloaded"),
+    "svhn": (_svhn, "SVHN 3x32x32, 73k/26k; downloaded"),
+    "synthetic": (_synthetic, "random class-shifted tensors (tests, benchmarks); sizes configurable"),
+}
+
+
+def load_dataset(name: str, root: str | Path | None = None, **options: object) -> Dataset:
+    if name not in DATASETS:
+        raise unknown("dataset", name, DATASETS)
+    return DATASETS[name][0](Path(root) if root else default_data_root(), **options)
+
+
+# --------------------------------------------------------------------------- batches
+
+class BatchStream:
+    """Batches of one split, normalised (and augmented) on the device.
+
+    With ``drop_last`` every batch has the same shape, which a captured step needs.
+    """
+
+    def __init__(self, x: Tensor, y: Tensor, batch_size: int, mean: tuple[float, ...],
+                 std: tuple[float, ...], device: torch.device, augment: Augment = Augment(),
+                 shuffle: bool = True, drop_last: bool = True):
+        self.x = x.to(device)
+        self.y = y.to(device)
+        self.batch_size = batch_size
+        self.augment = augment
+        self.shuffle, self.drop_last = shuffle, drop_last
+        self.device = device
+        shape = (1, -1, 1, 1)
+        self.scale = (1.0 / (255.0 * torch.tensor(std, device=device))).view(shape)
+        self.shift = (torch.tensor(mean, device=device) / torch.tensor(std, device=device)).view(shape)
+
+    def __len__(self) -> int:
+        n = len(self.y)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def normalize(self, x: Tensor) -> Tensor:
+        return x.float() * self.scale - self.shift
+
+    def _augment(self, x: Tensor, g: torch.Generator | None) -> Tensor:
+        a = self.augment
+        b, c, h, w = x.shape
+        if a.crop_padding:
+            p = a.crop_padding
+            xp = torch.nn.functional.pad(x, (p, p, p, p))  # pads raw pixels with 0, as torchvision
+            oy = torch.randint(0, 2 * p + 1, (b,), generator=g, device="cpu").to(x.device)
+            ox = torch.randint(0, 2 * p + 1, (b,), generator=g, device="cpu").to(x.device)
+            rows = (oy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+            cols = (ox[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+            x = xp[torch.arange(b, device=x.device)[:, None, None, None],
+                   torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
+        if a.hflip:
+            flip = (torch.rand(b, generator=g, device="cpu") < 0.5).to(x.device)
+            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+        return x
+
+    def epoch(self, generator: torch.Generator | None = None, augment: bool = True
+              ) -> Iterator[tuple[Tensor, Tensor]]:
+        n = len(self.y)
+        order = (torch.randperm(n, generator=generator).to(self.device) if self.shuffle
+                 else torch.arange(n, device=self.device))
+        for i in range(len(self)):
+            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+            x = self.x[idx]
+            if augment:
+                x = self._augment(x, generator)
+            yield self.normalize(x), self.y[idx]

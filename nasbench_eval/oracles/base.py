@@ -1,0 +1,54 @@
+"""Anytime scoring of a discrete architecture, behind one small interface.
+
+The runner asks an oracle for the test error of the current genotype once per epoch. The
+NAS-Bench-101 table lookup and training from scratch plug in here later; the runner does not
+know which one it talks to.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+import torch
+from torch import nn
+
+from ..config import RunConfig
+from ..data import BatchStream
+from ..errors import unknown
+from ..spaces.genotype import Genotype
+from ..spaces.spec import SearchSpace
+
+
+@dataclass
+class OracleContext:
+    """What an oracle may use: the live supernet and the data streams of the run."""
+
+    supernet: nn.Module
+    space: SearchSpace
+    cfg: RunConfig
+    device: torch.device
+    search_train: BatchStream
+    test: BatchStream
+
+
+class Oracle(Protocol):
+    name: ClassVar[str]
+
+    def score(self, genotype: Genotype, ctx: OracleContext) -> dict[str, Any]:
+        """Must return ``test_error`` (fraction in [0, 1]); may add other fields."""
+
+
+ORACLES: dict[str, type] = {}
+
+
+def register_oracle(cls: type) -> type:
+    ORACLES[cls.name] = cls
+    return cls
+
+
+def create_oracle(name: str) -> Oracle:
+    from . import supernet  # noqa: F401  (registers)
+
+    if name not in ORACLES:
+        raise unknown("oracle", name, ORACLES)
+    return ORACLES[name]()

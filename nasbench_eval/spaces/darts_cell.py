@@ -1,0 +1,106 @@
+"""DARTS-cell supernet: a stack of normal and reduction cells whose 14 edges mix candidates.
+
+The architecture weights are an argument of :meth:`DartsSupernet.forward`, not state of the
+model: a method computes them (softmax, perturbed softmax, Max-W, fixed, one-hot) and passes
+the tensors in. That keeps the model free of method branches and the weights differentiable
+or capturable as the method needs.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .ops import OPS, FactorizedReduce, ReLUConvBN, build_op
+from .spec import SearchSpace
+
+
+class MixedEdge(nn.Module):
+    """All candidates of one edge; returns their sum weighted by one row of weights.
+
+    ``none`` candidates are not instantiated: their output is zero whatever their weight,
+    so they cost nothing here (their weight still enters the softmax of the method).
+    """
+
+    def __init__(self, op_names: tuple[str, ...], channels: int, stride: int):
+        super().__init__()
+        self.op_names = op_names
+        self.columns = [k for k, name in enumerate(op_names) if not OPS[name].is_zero]
+        self.ops = nn.ModuleList(build_op(op_names[k], channels, stride) for k in self.columns)
+
+    def forward(self, x: Tensor, w: Tensor) -> Tensor:
+        out = None
+        for k, op in zip(self.columns, self.ops):
+            y = w[k] * op(x)
+            out = y if out is None else out + y
+        return out
+
+
+class SearchCell(nn.Module):
+    def __init__(self, space: SearchSpace, cell_type: str, c_pp: int, c_p: int, c: int,
+                 reduction_prev: bool):
+        super().__init__()
+        self.cell_type = cell_type
+        self.reduction = cell_type == "reduce"
+        self.nodes = space.nodes
+        self.pre0 = (FactorizedReduce(c_pp, c, affine=False) if reduction_prev
+                     else ReLUConvBN(c_pp, c, 1, 1, 0, affine=False))
+        self.pre1 = ReLUConvBN(c_p, c, 1, 1, 0, affine=False)
+        self.edges = nn.ModuleList(
+            MixedEdge(ops, c, 2 if self.reduction and src < 2 else 1)
+            for ops, (src, _) in zip(space.edge_ops[cell_type], space.edges)
+        )
+        self.out_channels = c * space.nodes
+
+    def forward(self, s0: Tensor, s1: Tensor, w: Tensor) -> Tensor:
+        states = [self.pre0(s0), self.pre1(s1)]
+        e = 0
+        for _ in range(self.nodes):
+            total = None
+            for j, h in enumerate(states):
+                y = self.edges[e + j](h, w[e + j])
+                total = y if total is None else total + y
+            e += len(states)
+            states.append(total)
+        return torch.cat(states[2:], dim=1)
+
+
+class DartsSupernet(nn.Module):
+    """Stem, ``layers`` cells (reductions at 1/3 and 2/3 depth), global pool, classifier."""
+
+    def __init__(self, space: SearchSpace, channels: int = 16, layers: int = 8,
+                 num_classes: int = 10, in_channels: int = 3, stem_multiplier: int = 3):
+        super().__init__()
+        if layers < 1:
+            raise ValueError(f"layers must be >= 1, got {layers}")
+        if channels < 2 or channels % 2:
+            raise ValueError(f"channels must be an even number >= 2, got {channels}")
+        self.space = space
+        c_curr = stem_multiplier * channels
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False),
+            nn.BatchNorm2d(c_curr),
+        )
+        c_pp, c_p, c = c_curr, c_curr, channels
+        self.cells = nn.ModuleList()
+        reduction_prev = False
+        reductions = {layers // 3, 2 * layers // 3} if layers >= 3 else set()
+        for i in range(layers):
+            reduction = i in reductions
+            if reduction:
+                c *= 2
+            cell = SearchCell(space, "reduce" if reduction else "normal", c_pp, c_p, c,
+                              reduction_prev)
+            self.cells.append(cell)
+            reduction_prev = reduction
+            c_pp, c_p = c_p, cell.out_channels
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_p, num_classes)
+
+    def arch_shapes(self) -> dict[str, tuple[int, int]]:
+        return self.space.arch_shapes()
+
+    def forward(self, x: Tensor, weights: dict[str, Tensor]) -> Tensor:
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            s0, s1 = s1, cell(s0, s1, weights[cell.cell_type])
+        return self.classifier(self.pool(s1).flatten(1))
