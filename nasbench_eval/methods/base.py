@@ -139,7 +139,8 @@ class GradientMethod:
     def alpha_grads(self, train_batch: Batch, val_batch: Batch) -> tuple[list[Tensor], Tensor]:
         """First order: d L_val / d alpha at the current w."""
         loss, _ = self.loss(val_batch, self.mixing(self.alphas))
-        return list(torch.autograd.grad(loss, list(self.alphas.values()))), loss.detach()
+        grads = torch.autograd.grad(loss, list(self.alphas.values()), materialize_grads=True)
+        return list(grads), loss.detach()
 
     def alpha_step(self, train_batch: Batch, val_batch: Batch) -> Tensor:
         grads, val_loss = self.alpha_grads(train_batch, val_batch)

@@ -36,7 +36,7 @@ def unrolled_alpha_grads(train_loss: LossFn, val_loss: LossFn, w: list[Tensor],
     alphas_d = [a.detach() for a in alphas]
     # 1. virtual step
     w_req = [p.clone().requires_grad_() for p in w]
-    g_train = torch.autograd.grad(train_loss(w_req, alphas_d), w_req)
+    g_train = torch.autograd.grad(train_loss(w_req, alphas_d), w_req, materialize_grads=True)
     w_virtual = []
     for p, g, buf in zip(w, g_train, momentum_bufs):
         d = g + weight_decay * p
@@ -46,16 +46,17 @@ def unrolled_alpha_grads(train_loss: LossFn, val_loss: LossFn, w: list[Tensor],
     # 2. gradient of the validation loss at w'
     a_req = [a.clone().requires_grad_() for a in alphas_d]
     loss_val = val_loss(w_virtual, a_req)
-    grads = torch.autograd.grad(loss_val, a_req + w_virtual)
+    grads = torch.autograd.grad(loss_val, a_req + w_virtual, materialize_grads=True)
     d_alpha, d_w = list(grads[: len(a_req)]), list(grads[len(a_req):])
     # 3. Hessian-vector product by central differences around w
     norm = torch.sqrt(sum((g * g).sum() for g in d_w))
-    eps = r / norm
+    eps = r / norm.clamp_min(1e-12)  # zero gradient: the HVP term is zero, not NaN
     hvp_terms = []
     for sign in (1.0, -1.0):
         w_shift = [p + sign * eps * g for p, g in zip(w, d_w)]
         a_req = [a.clone().requires_grad_() for a in alphas_d]
-        hvp_terms.append(torch.autograd.grad(train_loss(w_shift, a_req), a_req))
+        hvp_terms.append(torch.autograd.grad(train_loss(w_shift, a_req), a_req,
+                                             materialize_grads=True))
     out = [da - xi * (gp - gn) / (2.0 * eps)
            for da, gp, gn in zip(d_alpha, hvp_terms[0], hvp_terms[1])]
     return out, loss_val.detach()
@@ -73,6 +74,8 @@ class Darts2nd(GradientMethod):
     """DARTS, second order: unrolled one SGD step, finite-difference Hessian-vector product."""
 
     name = "darts-2nd"
+    options = {"hvp_r": 0.01}
+    """``hvp_r``: the finite-difference radius is hvp_r / ||dL_val/dw'|| (reference: 0.01)."""
 
     def alpha_grads(self, train_batch: Batch, val_batch: Batch) -> tuple[list[Tensor], Tensor]:
         net = self.supernet
@@ -95,4 +98,5 @@ class Darts2nd(GradientMethod):
         return unrolled_alpha_grads(
             make_loss(train_batch), make_loss(val_batch), self.w_params,
             list(self.alphas.values()), xi=self.lr, momentum=self.cfg.w_momentum,
-            momentum_bufs=bufs, weight_decay=self.cfg.w_weight_decay)
+            momentum_bufs=bufs, weight_decay=self.cfg.w_weight_decay,
+            r=self.opts["hvp_r"])

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nasbench_eval import data as data_mod
+from nasbench_eval.data import Augment, BatchStream, load_dataset
+from nasbench_eval.errors import DataUnavailableError
+
+
+def test_digits_is_the_offline_default_with_a_held_out_test_split():
+    ds = load_dataset("digits")
+    assert ds.train_x.dtype == torch.uint8 and ds.train_x.shape[1:] == (1, 8, 8)
+    assert len(ds.train_y) + len(ds.test_y) == 1797 and len(ds.test_y) == 360
+    assert ds.num_classes == 10 and set(ds.test_y.tolist()) == set(range(10))
+    tr, va = ds.search_split(0.5)
+    assert len(tr) == 718 and len(va) == 719 and not set(tr.tolist()) & set(va.tolist())
+    assert torch.equal(load_dataset("digits").test_x, ds.test_x)  # split does not depend on seed
+
+
+def test_batches_are_normalised_static_and_reproducible():
+    ds = load_dataset("synthetic", n_train=200, shape=(3, 8, 8))
+    s = BatchStream(ds.train_x, ds.train_y, 64, ds.mean, ds.std, torch.device("cpu"))
+    batches = list(s.epoch(torch.Generator().manual_seed(3)))
+    assert len(batches) == len(s) == 3 and all(x.shape == (64, 3, 8, 8) for x, _ in batches)
+    x = torch.cat([b[0] for b in batches])
+    assert abs(x.mean().item()) < 0.1 and abs(x.std().item() - 1) < 0.1
+    again = list(s.epoch(torch.Generator().manual_seed(3)))
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(batches, again))
+    full = BatchStream(ds.train_x, ds.train_y, 64, ds.mean, ds.std, torch.device("cpu"),
+                       shuffle=False, drop_last=False)
+    assert sum(len(y) for _, y in full.epoch()) == 200
+
+
+def test_crop_and_flip_on_device_match_torchvision_semantics():
+    x = torch.arange(2 * 1 * 6 * 6, dtype=torch.uint8).view(2, 1, 6, 6)
+    s = BatchStream(x, torch.zeros(2, dtype=torch.long), 2, (0.0,), (1 / 255,), torch.device("cpu"),
+                    Augment(crop_padding=2, hflip=True))
+    g = torch.Generator().manual_seed(0)
+    seen_flip = seen_shift = False
+    for _ in range(50):
+        out = s._augment(x, g)
+        assert out.shape == x.shape
+        for i in range(2):
+            padded = torch.nn.functional.pad(x[i], (2, 2, 2, 2))
+            windows = [padded[:, r:r + 6, c:c + 6] for r in range(5) for c in range(5)]
+            match = [w for w in windows if torch.equal(w, out[i]) or torch.equal(w.flip(2), out[i])]
+            assert match, "every output must be a crop of the zero-padded image, maybe flipped"
+            seen_flip |= any(torch.equal(w.flip(2), out[i]) and not torch.equal(w, out[i]) for w in windows)
+            seen_shift |= not torch.equal(out[i], x[i]) and not torch.equal(out[i], x[i].flip(2))
+    assert seen_flip and seen_shift
+
+
+def test_offline_download_names_the_expected_path(tmp_path, monkeypatch):
+    import torchvision
+
+    class Offline:
+        def __init__(self, *a, **k):
+            raise OSError("Name or service not known")
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", Offline)
+    with pytest.raises(DataUnavailableError) as info:
+        load_dataset("cifar10", root=tmp_path)
+    assert str(tmp_path) in str(info.value) and "could not be downloaded" in str(info.value)
+
+
+def test_fashion_mnist_reads_idx_files(tmp_path, monkeypatch):
+    import gzip
+    import struct
+
+    def idx(path, arr):
+        header = struct.pack(">BBBB", 0, 0, 0x08, arr.dim()) + struct.pack(">" + "I" * arr.dim(), *arr.shape)
+        with gzip.open(path, "wb") as f:
+            f.write(header + arr.numpy().tobytes())
+
+    folder = tmp_path / "fm"
+    folder.mkdir()
+    idx(folder / "train-images-idx3-ubyte.gz", torch.randint(0, 255, (20, 28, 28), dtype=torch.uint8))
+    idx(folder / "train-labels-idx1-ubyte.gz", torch.randint(0, 10, (20,), dtype=torch.uint8))
+    idx(folder / "t10k-images-idx3-ubyte.gz", torch.randint(0, 255, (5, 28, 28), dtype=torch.uint8))
+    idx(folder / "t10k-labels-idx1-ubyte.gz", torch.randint(0, 10, (5,), dtype=torch.uint8))
+    monkeypatch.setattr(data_mod, "FASHION_MNIST_SYSTEM_DIR", folder)
+    ds = load_dataset("fashion-mnist", root=tmp_path / "nothing")
+    assert ds.train_x.shape == (20, 1, 28, 28) and ds.test_x.shape == (5, 1, 28, 28)
+    assert ds.train_y.dtype == torch.int64

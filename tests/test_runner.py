@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+from nasbench_eval import run
+from nasbench_eval.errors import RunDirError
+from nasbench_eval.methods.darts import Darts
+
+TIME_COLUMNS = {"epoch_time_s", "wall_time_s"}
+
+
+def read_metrics(run_dir):
+    with open(run_dir / "metrics.csv") as f:
+        return [{k: v for k, v in row.items() if k not in TIME_COLUMNS} for row in csv.DictReader(f)]
+
+
+def test_run_writes_the_run_directory(tiny_cfg):
+    run_dir = run(tiny_cfg)
+    assert {p.name for p in run_dir.iterdir()} >= {
+        "config.json", "metrics.csv", "genotypes.jsonl", "checkpoint.pt", "summary.json"}
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["config"]["seed"] == 0 and config["config"]["method"] == "darts"
+    assert {"git_commit", "torch", "device"} <= set(config["environment"])
+    rows = read_metrics(run_dir)
+    assert len(rows) == 2
+    for col in ("train_loss", "train_acc", "val_loss", "val_acc", "anytime_test_error",
+                "param_free_normal", "lr"):
+        assert col in rows[0]
+    assert 0.0 <= float(rows[-1]["anytime_test_error"]) <= 1.0
+    genotypes = [json.loads(line) for line in (run_dir / "genotypes.jsonl").read_text().splitlines()]
+    assert [g["epoch"] for g in genotypes] == [0, 1] and len(genotypes[0]["genotype"]["normal"]) == 8
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["epochs_done"] == 2
+    assert summary["final_genotype"] == genotypes[-1]["genotype"]
+
+
+def test_same_seed_same_run_id_and_metrics(tiny_cfg, tmp_path):
+    a = run(tiny_cfg)
+    b = run(replace(tiny_cfg, out=str(tmp_path / "other")))
+    assert a.name == b.name
+    assert read_metrics(a) == read_metrics(b)
+    c = run(replace(tiny_cfg, seed=1))
+    assert c.name != a.name and read_metrics(c) != read_metrics(a)
+
+
+@pytest.mark.parametrize("method", ["darts", "darts-2nd"])
+def test_resume_gives_the_same_metrics(tiny_cfg, tmp_path, method):
+    cfg = replace(tiny_cfg, method=method, epochs=3, space="s4")  # s4: the noise op draws randoms
+    reference = run(replace(cfg, out=str(tmp_path / "straight")))
+
+    def interrupt(epoch, row):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, on_epoch_end=interrupt)
+    run_dir = tmp_path / "results" / reference.name
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "interrupted"
+    assert len(read_metrics(run_dir)) == 2
+    with pytest.raises(RunDirError, match="--resume"):
+        run(cfg)
+    run(cfg, resume=True)
+    assert read_metrics(run_dir) == read_metrics(reference)
+    assert (run_dir / "genotypes.jsonl").read_text() == (reference / "genotypes.jsonl").read_text()
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["resumed"][0]["at_epoch"] == 2
+
+
+def test_resume_of_finished_run_is_a_no_op(tiny_cfg):
+    run_dir = run(tiny_cfg)
+    before = (run_dir / "metrics.csv").read_text()
+    assert run(tiny_cfg, resume=True) == run_dir
+    assert (run_dir / "metrics.csv").read_text() == before
+
+
+def test_nan_loss_ends_run_as_diverged(tiny_cfg, monkeypatch):
+    original = Darts.step
+
+    def poisoned(self, train_batch, val_batch):
+        out = original(self, train_batch, val_batch)
+        with torch.no_grad():  # a blow-up in the weights, as a too-large lr would cause
+            next(self.supernet.parameters()).fill_(float("nan"))
+        return out
+
+    monkeypatch.setattr(Darts, "step", poisoned)
+    run_dir = run(replace(tiny_cfg, epochs=3))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "diverged"
+    assert summary["diverged_at_epoch"] == 0 and "non-finite" in summary["error"]
+    assert not (run_dir / "checkpoint.pt").exists()  # no poisoned checkpoint is written
+
+
+def test_huge_learning_rate_diverges_without_crashing(tiny_cfg):
+    run_dir = run(replace(tiny_cfg, w_lr=1e30, w_lr_min=1e29, grad_clip=1e30, epochs=3))
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "diverged"
+
+
+def test_python_api_overrides(tmp_path):
+    run_dir = run(method="darts", space="s2", dataset="synthetic", epochs=1, layers=3,
+                  channels=4, batch_size=16, max_steps_per_epoch=2, out=str(tmp_path),
+                  bn_recalibration_batches=1, progress=False)
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "finished"
