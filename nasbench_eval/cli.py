@@ -36,7 +36,32 @@ def _parse_option(text: str) -> tuple[str, Any]:
 _D = RunConfig()
 
 
-@main.command()
+def _collect_method_flags() -> dict[str, tuple[Any, str, list[str]]]:
+    """Every option any method declares: name -> (default, help, methods that take it)."""
+    from .methods import load_all
+
+    flags: dict[str, tuple[Any, str, list[str]]] = {}
+    for name, cls in sorted(load_all().items()):
+        for opt, default in getattr(cls, "options", {}).items():
+            _, help_, users = flags.get(opt, (default, cls.option_help.get(opt, ""), []))
+            flags[opt] = (default, help_, users + [name])
+    return flags
+
+
+_METHOD_FLAGS = _collect_method_flags()
+
+
+def _method_option_flags(fn):
+    """One ``--flag`` per method option, generated from the registry (no per-method code)."""
+    for opt, (default, help_, users) in reversed(list(_METHOD_FLAGS.items())):
+        kind = type(default) if isinstance(default, (int, float, str, bool)) else str
+        text = f"{help_} [{', '.join(users)}; default {default}]".strip()
+        fn = click.option(f"--{opt.replace('_', '-')}", opt, default=None, type=kind,
+                          help=text)(fn)
+    return fn
+
+
+@main.command(context_settings={"max_content_width": 110})
 @click.option("--method", default=_D.method, show_default=True, help="Search method (see `list methods`).")
 @click.option("--space", default=_D.space, show_default=True, help="Space name (see `list spaces`) or a spec .toml path.")
 @click.option("--dataset", default=_D.dataset, show_default=True, help="Dataset (see `list datasets`).")
@@ -44,11 +69,18 @@ _D = RunConfig()
 @click.option("--seed", default=_D.seed, show_default=True, type=int)
 @click.option("--layers", default=_D.layers, show_default=True, type=int, help="Cells in the supernet.")
 @click.option("--channels", default=_D.channels, show_default=True, type=int, help="Initial channels.")
-@click.option("--batch-size", default=_D.batch_size, show_default=True, type=int)
-@click.option("--train-portion", default=_D.train_portion, show_default=True, type=float,
-              help="Share of the training set used as search-train (the rest is search-val).")
+@click.option("--batch-size", default=None, type=int, help="Default: the method's (64; msr 128).")
+@click.option("--train-portion", default=None, type=float,
+              help="Share of the training set used as search-train, the rest is search-val "
+                   "(default: the method's; 0.5, msr 0.8).")
 @click.option("--w-lr", default=_D.w_lr, show_default=True, type=float)
 @click.option("--alpha-lr", default=_D.alpha_lr, show_default=True, type=float)
+@click.option("--lr-schedule", default=_D.lr_schedule, show_default=True,
+              type=click.Choice(["cosine", "cosine-power"]), help="w learning-rate schedule.")
+@click.option("--lr-power", default=_D.lr_power, show_default=True, type=float,
+              help="p of cosine power annealing (1 = plain cosine).")
+@click.option("--hessian-every", default=_D.hessian_every, show_default=True, type=int,
+              help="Dominant Hessian eigenvalue of L_val w.r.t. alpha every k epochs (0 = off).")
 @click.option("--max-steps-per-epoch", default=None, type=int, help="Cap steps per epoch (quick looks).")
 @click.option("--oracle", default=_D.oracle, show_default=True, help="Anytime scorer of the derived architecture.")
 @click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
@@ -58,13 +90,18 @@ _D = RunConfig()
 @click.option("--data-root", default=None, help="Dataset cache (default $NASBENCH_EVAL_DATA or ~/.cache/nasbench-eval/data).")
 @click.option("--resume", is_flag=True, help="Continue the run with these settings from its last finished epoch.")
 @click.option("--quiet", is_flag=True, help="No progress bar or per-epoch lines.")
+@_method_option_flags
 def run(options: tuple[str, ...], resume: bool, quiet: bool, **kwargs: Any) -> None:
     """Run one architecture search and write results/<run-id>/."""
     from .runner import read_summary, run as run_search
 
+    method_options = dict(_parse_option(o) for o in options)
+    for flag in _METHOD_FLAGS:
+        value = kwargs.pop(flag)
+        if value is not None:
+            method_options[flag] = value
     try:
-        cfg = RunConfig(**kwargs, method_options=dict(_parse_option(o) for o in options),
-                        progress=not quiet)
+        cfg = RunConfig(**kwargs, method_options=method_options, progress=not quiet)
         run_dir = run_search(cfg, resume=resume)
     except (NasbenchEvalError, ValueError) as exc:
         _fail(exc)
@@ -123,7 +160,11 @@ def list_methods() -> None:
 
     for name, cls in sorted(load_all().items()):
         opts = ", ".join(f"{k}={v}" for k, v in getattr(cls, "options", {}).items())
-        click.echo(f"{name:14s} {method_description(cls)}" + (f"  [options: {opts}]" if opts else ""))
+        click.echo(f"{name:14s} {method_description(cls)}")
+        if getattr(cls, "paper", ""):
+            click.echo(f"{'':14s} paper: {cls.paper}")
+        if opts:
+            click.echo(f"{'':14s} options: {opts}")
 
 
 @list_.command(name="datasets")

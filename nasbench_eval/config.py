@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
+
+# Defaults a method may override (``config_defaults`` on its class), e.g. MSR's batch 128.
+GLOBAL_DEFAULTS: dict[str, Any] = {"batch_size": 64, "train_portion": 0.5}
 
 # Fields that say where or how a run executes, not what it computes; excluded from the run id.
 _EXECUTION_FIELDS = {"out", "device", "progress", "data_root"}
@@ -23,8 +26,8 @@ class RunConfig:
     epochs: int = 50
     layers: int = 8
     channels: int = 16
-    batch_size: int = 64
-    train_portion: float = 0.5
+    batch_size: int | None = None  # None: the method's default, else 64
+    train_portion: float | None = None  # None: the method's default, else 0.5
     # weights w: SGD, cosine annealing from w_lr to w_lr_min over the epochs
     w_lr: float = 0.025
     w_lr_min: float = 0.001
@@ -36,6 +39,12 @@ class RunConfig:
     alpha_betas: tuple[float, float] = (0.5, 0.999)
     alpha_weight_decay: float = 1e-3
     alpha_init_scale: float = 1e-3
+    # w learning-rate schedule over epochs: "cosine" or "cosine-power" (sharpDARTS, power p)
+    lr_schedule: str = "cosine"
+    lr_power: float = 2.0
+    # dominant Hessian eigenvalue of L_val w.r.t. alpha every k epochs (0 = off)
+    hessian_every: int = 0
+    hessian_iters: int = 20
     # anytime scoring of the derived architecture
     oracle: str = "supernet"
     bn_recalibration_batches: int = 20
@@ -54,10 +63,21 @@ class RunConfig:
         self.alpha_betas = tuple(self.alpha_betas)  # type: ignore[assignment]
         for name in ("epochs", "layers", "channels", "batch_size"):
             value = getattr(self, name)
+            if value is None and name in GLOBAL_DEFAULTS:
+                continue
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not 0.0 < self.train_portion < 1.0:
+        if self.train_portion is not None and not 0.0 < self.train_portion < 1.0:
             raise ValueError(f"train_portion must be in (0, 1), got {self.train_portion}")
+        if self.hessian_every < 0:
+            raise ValueError(f"hessian_every must be >= 0, got {self.hessian_every}")
+
+    def resolved(self) -> RunConfig:
+        """Fill the settings left open (None) from the method's defaults, then the global ones."""
+        from .methods import method_class
+
+        defaults = {**GLOBAL_DEFAULTS, **getattr(method_class(self.method), "config_defaults", {})}
+        return replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -114,8 +114,9 @@ class Search:
 
 def build_search(cfg: RunConfig) -> Search:
     """Validate names first (fail before any work), then build data, model and method."""
+    cfg = cfg.resolved()
     method = create_method(cfg.method)
-    space = load_space(cfg.space)
+    space = method.adapt_space(load_space(cfg.space))
     oracle = create_oracle(cfg.oracle)
     device = resolve_device(cfg.device)
     data = load_dataset(cfg.dataset, cfg.data_root, **cfg.dataset_options)
@@ -188,6 +189,7 @@ def run(cfg: RunConfig | None = None, *, resume: bool = False,
         cfg = RunConfig(**overrides)
     elif overrides:
         cfg = RunConfig.from_dict({**cfg.to_dict(), **overrides})
+    cfg = cfg.resolved()
     run_dir = Path(cfg.out) / cfg.run_id()
     ckpt_path = run_dir / "checkpoint.pt"
     previous = read_summary(run_dir)
@@ -248,11 +250,12 @@ def run(cfg: RunConfig | None = None, *, resume: bool = False,
         for epoch in range(start_epoch, cfg.epochs):
             t0 = time.perf_counter()
             row = _search_epoch(search, epoch, bar)
-            if not all(_finite(row[k]) for k in ("train_loss", "alpha_val_loss")):
+            bad = {k: v for k, v in row.items() if k.endswith("_loss") and not _finite(v)}
+            if bad:
                 wall += time.perf_counter() - t0
                 finish("diverged", diverged_at_epoch=epoch,
-                       error=f"non-finite loss in epoch {epoch} "
-                             f"(train {row['train_loss']}, val {row['alpha_val_loss']})")
+                       error=f"non-finite loss in epoch {epoch}: "
+                             + ", ".join(f"{k}={v}" for k, v in bad.items()))
                 return run_dir
             genotype = search.method.derive()
             score = search.oracle.score(genotype, search.oracle_context())
@@ -309,9 +312,8 @@ def _search_epoch(search: Search, epoch: int, bar) -> dict[str, Any]:
     host = {k: float(v) for k, v in sums.items()}  # the one sync of the epoch
     n = host.pop("train_count")
     row: dict[str, Any] = {"epoch": epoch}
-    row.update(train_loss=host.pop("train_loss") / n, train_acc=host.pop("train_correct") / n,
-               alpha_val_loss=host.pop("alpha_val_loss", float("nan")) / n)
-    row.update({k: v / n for k, v in host.items()})
+    row.update(train_loss=host.pop("train_loss") / n, train_acc=host.pop("train_correct") / n)
+    row.update({k: v / n for k, v in host.items()})  # further per-example sums of the method
     row.update(method.end_epoch(epoch))
     if _finite(row["train_loss"]):
         row["val_loss"], row["val_acc"] = accuracy(search.supernet, method.mixing_weights(),

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
 from nasbench_eval.config import RunConfig
 
-torch.set_num_threads(2)
+torch.set_num_threads(int(os.environ.get("NASBENCH_TEST_THREADS", "2")))
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from .base import METHODS, GradientMethod, Method, Mixing, SoftmaxMixing, create_method, register
+from .base import METHODS, GradientMethod, Method, Mixing, SoftmaxMixing, create_method, method_class, register
 
 _loaded = False
 
@@ -21,4 +21,4 @@ def load_all() -> dict[str, type]:
 
 
 __all__ = ["METHODS", "GradientMethod", "Method", "Mixing", "SoftmaxMixing", "create_method",
-           "load_all", "register"]
+           "load_all", "method_class", "register"]

@@ -15,6 +15,8 @@ from torch import Tensor, nn
 
 from ..config import RunConfig
 from ..errors import NasbenchEvalError, unknown
+from ..hessian import dominant_eigenvalue
+from ..schedules import lr_at
 from ..spaces.genotype import Genotype, derive_genotype
 from ..spaces.spec import SearchSpace
 
@@ -38,6 +40,11 @@ class SoftmaxMixing:
 @runtime_checkable
 class Method(Protocol):
     name: ClassVar[str]
+    paper: ClassVar[str]
+
+    def adapt_space(self, space: SearchSpace) -> SearchSpace:
+        """The space this method searches, given the requested one: unchanged, restricted
+        (e.g. MSR keeps only convolutions) or refused with a clear error."""
 
     def setup(self, supernet: nn.Module, space: SearchSpace, cfg: RunConfig,
               steps_per_epoch: int) -> None:
@@ -72,13 +79,17 @@ def register(cls: type) -> type:
     return cls
 
 
-def create_method(name: str) -> Method:
+def method_class(name: str) -> type:
     from . import load_all
 
     load_all()
     if name not in METHODS:
         raise unknown("method", name, METHODS)
-    return METHODS[name]()
+    return METHODS[name]
+
+
+def create_method(name: str) -> Method:
+    return method_class(name)()
 
 
 def method_description(cls: type) -> str:
@@ -94,14 +105,22 @@ class GradientMethod:
     """
 
     name: ClassVar[str] = ""
+    paper: ClassVar[str] = ""
     options: ClassVar[dict[str, Any]] = {}
-    """Method-specific options and their defaults; ``cfg.method_options`` overrides them."""
+    """Method-specific options and their defaults; ``cfg.method_options`` overrides them.
+    The CLI turns each into a ``--flag`` (``pgd_steps`` -> ``--pgd-steps``)."""
+    option_help: ClassVar[dict[str, str]] = {}
+    config_defaults: ClassVar[dict[str, Any]] = {}
+    """RunConfig settings this method defaults differently (only ``GLOBAL_DEFAULTS`` keys)."""
 
     def __init__(self) -> None:
         self.mixing: Mixing = SoftmaxMixing()
         self.epoch = 0
 
     # ------------------------------------------------------------------ setup
+    def adapt_space(self, space: SearchSpace) -> SearchSpace:
+        return space
+
     def setup(self, supernet: nn.Module, space: SearchSpace, cfg: RunConfig,
               steps_per_epoch: int) -> None:
         self.supernet, self.space, self.cfg = supernet, space, cfg
@@ -120,8 +139,8 @@ class GradientMethod:
         self.w_params = [p for p in supernet.parameters() if p.requires_grad]
         self.w_opt = torch.optim.SGD(self.w_params, lr=cfg.w_lr, momentum=cfg.w_momentum,
                                      weight_decay=cfg.w_weight_decay)
-        self.w_sched = torch.optim.lr_scheduler.CosineAnnealingLR(
-            self.w_opt, T_max=cfg.epochs, eta_min=cfg.w_lr_min)
+        self._set_lr(0)
+        self._last_val_batch: Batch | None = None
         self.alpha_opt = torch.optim.Adam(list(self.alphas.values()), lr=cfg.alpha_lr,
                                           betas=cfg.alpha_betas,
                                           weight_decay=cfg.alpha_weight_decay)
@@ -135,6 +154,30 @@ class GradientMethod:
     @property
     def lr(self) -> float:
         return self.w_opt.param_groups[0]["lr"]
+
+    def _set_lr(self, epoch: int) -> None:
+        c = self.cfg
+        lr = lr_at(c.lr_schedule, epoch, c.epochs, c.w_lr, c.w_lr_min, c.lr_power)
+        for group in self.w_opt.param_groups:
+            group["lr"] = lr
+
+    def hessian_eigenvalue(self, batch: Batch) -> float:
+        """Dominant eigenvalue of d^2 L_val / d alpha^2 on ``batch`` (model in train mode, as
+        RobustDARTS computes it; stochastic ops see the same random numbers in every HVP)."""
+        self.supernet.train()
+        keys = list(self.alphas)
+
+        def loss(a: list[Tensor]) -> Tensor:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(0)
+                return self.loss(batch, self.mixing(dict(zip(keys, a))))[0]
+
+        # BN running statistics must not move while we probe the curvature
+        saved = {k: v.clone() for k, v in self.supernet.state_dict().items() if "running" in k}
+        try:
+            return dominant_eigenvalue(loss, list(self.alphas.values()), iters=self.cfg.hessian_iters)
+        finally:
+            self.supernet.load_state_dict(saved, strict=False)
 
     def alpha_grads(self, train_batch: Batch, val_batch: Batch) -> tuple[list[Tensor], Tensor]:
         """First order: d L_val / d alpha at the current w."""
@@ -169,16 +212,21 @@ class GradientMethod:
 
     # ------------------------------------------------------------------ protocol
     def step(self, train_batch: Batch, val_batch: Batch) -> dict[str, Tensor]:
+        self._last_val_batch = val_batch
         val_loss = self.alpha_step(train_batch, val_batch)
         out = self.w_step(train_batch)
         out["alpha_val_loss"] = val_loss * out["train_count"]
         return out
 
     def end_epoch(self, epoch: int) -> dict[str, float]:
-        lr = self.lr
-        self.w_sched.step()
+        out = {"lr": self.lr}
+        k = self.cfg.hessian_every
+        if k and self.alphas and self._last_val_batch is not None and (
+                (epoch + 1) % k == 0 or epoch + 1 == self.cfg.epochs):
+            out["hessian_eig"] = self.hessian_eigenvalue(self._last_val_batch)
         self.epoch = epoch + 1
-        return {"lr": lr}
+        self._set_lr(self.epoch)
+        return out
 
     def mixing_weights(self) -> ArchWeights:
         with torch.no_grad():
@@ -191,7 +239,6 @@ class GradientMethod:
         return {
             "alphas": {k: v.detach().cpu() for k, v in self.alphas.items()},
             "w_opt": self.w_opt.state_dict(),
-            "w_sched": self.w_sched.state_dict(),
             "alpha_opt": self.alpha_opt.state_dict(),
             "epoch": self.epoch,
         }
@@ -201,7 +248,7 @@ class GradientMethod:
             for k, v in state["alphas"].items():
                 self.alphas[k].copy_(v)
         self.w_opt.load_state_dict(state["w_opt"])
-        self.w_sched.load_state_dict(state["w_sched"])
         self.alpha_opt.load_state_dict(state["alpha_opt"])
         self.epoch = state["epoch"]
+        self._set_lr(self.epoch)
 

@@ -67,6 +67,7 @@ class Darts(GradientMethod):
     """DARTS, first order: alpha follows dL_val/dalpha at the current weights."""
 
     name = "darts"
+    paper = "Liu, Simonyan & Yang, DARTS: Differentiable Architecture Search, ICLR 2019"
 
 
 @register
@@ -74,7 +75,9 @@ class Darts2nd(GradientMethod):
     """DARTS, second order: unrolled one SGD step, finite-difference Hessian-vector product."""
 
     name = "darts-2nd"
+    paper = "Liu, Simonyan & Yang, DARTS: Differentiable Architecture Search, ICLR 2019"
     options = {"hvp_r": 0.01}
+    option_help = {"hvp_r": "finite-difference radius of the Hessian-vector product"}
     """``hvp_r``: the finite-difference radius is hvp_r / ||dL_val/dw'|| (reference: 0.01)."""
 
     def alpha_grads(self, train_batch: Batch, val_batch: Batch) -> tuple[list[Tensor], Tensor]:
