@@ -98,8 +98,8 @@ def run(options: tuple[str, ...], resume: bool, quiet: bool, **kwargs: Any) -> N
     method_options = dict(_parse_option(o) for o in options)
     for flag in _METHOD_FLAGS:
         value = kwargs.pop(flag)
-        if value is not None:
-            method_options[flag] = value
+        if value is not None:  # untyped options (default None) arrive as text: parse like -o
+            method_options[flag] = _parse_option(f"{flag}={value}")[1] if isinstance(value, str) else value
     try:
         cfg = RunConfig(**kwargs, method_options=method_options, progress=not quiet)
         run_dir = run_search(cfg, resume=resume)

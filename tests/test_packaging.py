@@ -18,7 +18,7 @@ def test_wheel_contains_space_specs(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     (wheel,) = tmp_path.glob("nasbench_eval-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for space in ("darts", "s1", "s2", "s3", "s4"):
+    for space in ("darts", "s1", "s2", "s3", "s4", "sharpdarts"):
         assert f"nasbench_eval/_spec_files/{space}.toml" in names
     assert "nasbench_eval/cli.py" in names
     entry = next(n for n in names if n.endswith("entry_points.txt"))

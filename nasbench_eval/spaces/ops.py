@@ -5,6 +5,7 @@ pools are 3x3 with padding 1 (avg excludes padding) and, in search, followed by 
 non-affine BatchNorm; ``skip_connect`` is identity or FactorizedReduce at stride 2;
 ``sep_conv_k`` applies [ReLU, depthwise kxk, 1x1, BN] twice; ``dil_conv_k`` once with
 dilation 2; ``none`` is zero; ``noise`` ignores its input and returns N(0, 1) values.
+The sharpDARTS ops are configurations of :class:`SharpSepConv` (Hundt et al. 2019, Fig. 3).
 
 Each registry entry also records whether the op has weights, which is what the papers'
 "parameter-free op fraction" counts.
@@ -63,6 +64,40 @@ class SepConv(nn.Module):
         self.op = nn.Sequential(
             DilConv(c_in, c_in, kernel, stride, padding, 1, affine).op,
             DilConv(c_in, c_out, kernel, 1, padding, 1, affine).op,
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.op(x)
+
+
+class SharpSepConv(nn.Module):
+    """sharpDARTS's block (Hundt et al. 2019, Fig. 1 and 3): 2 separable convs, 2 bottlenecks.
+
+    ReLU -> depthwise kxk on c_in (stride, dilation) -> 1x1 c_in->c_mid -> BN -> ReLU ->
+    depthwise kxk on c_mid (stride 1, dilation 1) -> 1x1 c_mid->c_out -> BN.
+    ``c_mid = int(c_out * c_mid_mult)`` unless a fixed ``c_mid`` is given (the "choke" ops
+    fix it at 32 whatever the cell width, as Table 1 defines).
+    """
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, dilation: int = 1,
+                 affine: bool = True, c_mid_mult: float = 1.0, c_mid: int | None = None):
+        super().__init__()
+        mid = c_mid if c_mid else int(c_out * c_mid_mult)
+        if mid < 1:
+            raise ValueError(f"SharpSepConv needs c_mid >= 1, got {mid}")
+        self.c_mid = mid
+        pad = dilation * (kernel - 1) // 2
+        self.op = nn.Sequential(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_in, kernel, stride=stride, padding=pad, dilation=dilation,
+                      groups=c_in, bias=False),
+            nn.Conv2d(c_in, mid, 1, bias=False),
+            nn.BatchNorm2d(mid, affine=affine),
+            nn.ReLU(inplace=False),
+            nn.Conv2d(mid, mid, kernel, stride=1, padding=(kernel - 1) // 2, groups=mid,
+                      bias=False),
+            nn.Conv2d(mid, c_out, 1, bias=False),
+            nn.BatchNorm2d(c_out, affine=affine),
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -161,6 +196,19 @@ OPS: dict[str, OpSpec] = {
         OpSpec("dil_conv_3x3", lambda c, s, a, search: DilConv(c, c, 3, s, 2, 2, a), True),
         OpSpec("dil_conv_5x5", lambda c, s, a, search: DilConv(c, c, 5, s, 4, 2, a), True),
         OpSpec("noise", lambda c, s, a, search: Noise(s), parametric=False),
+        # sharpDARTS (Hundt et al. 2019, Table 1): every "Conv" is a SharpSepConv config
+        OpSpec("sharp_sep_conv_3x3",
+               lambda c, s, a, search: SharpSepConv(c, c, 3, s, 1, a, c_mid_mult=1), True),
+        OpSpec("sharp_dil_conv_3x3",
+               lambda c, s, a, search: SharpSepConv(c, c, 3, s, 2, a, c_mid_mult=1), True),
+        OpSpec("flood_conv_3x3",
+               lambda c, s, a, search: SharpSepConv(c, c, 3, s, 1, a, c_mid_mult=4), True),
+        OpSpec("dil_flood_conv_3x3",
+               lambda c, s, a, search: SharpSepConv(c, c, 3, s, 2, a, c_mid_mult=4), True),
+        OpSpec("choke_conv_3x3",
+               lambda c, s, a, search: SharpSepConv(c, c, 3, s, 1, a, c_mid=32), True),
+        OpSpec("dil_choke_conv_3x3",
+               lambda c, s, a, search: SharpSepConv(c, c, 3, s, 2, a, c_mid=32), True),
     ]
 }
 
