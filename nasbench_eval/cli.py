@@ -135,22 +135,10 @@ def list_spaces() -> None:
 
     try:
         for name in builtin_spaces():
-            sp = load_space(name)
-            click.echo(f"{name}  ({sp.family}, {sp.nodes} nodes, {sp.num_edges} edges) - {sp.description}")
-            uniform = sp.uniform_ops()
-            if uniform:
-                click.echo(f"    ops (every edge): {', '.join(uniform)}")
-            else:
-                for cell, ops in sp.op_sets().items():
-                    click.echo(f"    {cell} ops (per-edge lists of {sp.num_ops(cell)}): {', '.join(ops)}")
-            click.echo(f"    discrete cells: normal {sp.count_cells('normal'):,}  "
-                       f"reduce {sp.count_cells('reduce'):,}  "
-                       f"architectures (normal x reduce) {sp.count_architectures():,} "
-                       f"(~{float(sp.count_architectures()):.2e})")
+            for line in load_space(name).describe():
+                click.echo(line)
     except NasbenchEvalError as exc:
         _fail(exc)
-    click.echo("\nCounts are genotypes: 2 distinct input edges per node, one non-'none' op per "
-               "edge; isomorphic cells are counted separately (as the DARTS paper counts).")
 
 
 @list_.command(name="methods")

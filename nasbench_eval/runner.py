@@ -32,7 +32,7 @@ from .errors import NasbenchEvalError, RunDirError
 from .methods import Method, create_method
 from .oracles import Oracle, OracleContext, create_oracle
 from .oracles.supernet import accuracy
-from .spaces import DartsSupernet, SearchSpace, load_space
+from .spaces import SearchSpace, load_space
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
 
@@ -134,8 +134,8 @@ def build_search(cfg: RunConfig) -> Search:
     test = stream(data.test_x, data.test_y, shuffle=False, drop_last=False)
 
     torch.manual_seed(derived_seed(cfg.seed, -1, "init"))
-    supernet = DartsSupernet(space, cfg.channels, cfg.layers, data.num_classes,
-                             data.channels).to(device)
+    supernet = space.build_supernet(cfg.channels, cfg.layers, data.num_classes,
+                                    data.channels).to(device)
     search = Search(cfg, device, space, data, train, val, val_eval, test, supernet, method, oracle)
     method.setup(supernet, space, cfg, search.steps_per_epoch)
     return search
@@ -260,9 +260,7 @@ def run(cfg: RunConfig | None = None, *, resume: bool = False,
             genotype = search.method.derive()
             score = search.oracle.score(genotype, search.oracle_context())
             wall += time.perf_counter() - t0
-            row.update(anytime_test_error=score["test_error"],
-                       param_free_normal=genotype.param_free_fraction("normal"),
-                       param_free_reduce=genotype.param_free_fraction("reduce"),
+            row.update(anytime_test_error=score["test_error"], **genotype.metrics(),
                        wall_time_s=round(wall, 3))
             row.update({f"oracle_{k}": v for k, v in score.items() if k != "test_error"})
             history.append(row)
@@ -281,7 +279,8 @@ def run(cfg: RunConfig | None = None, *, resume: bool = False,
             if cfg.progress:
                 bar.write(f"epoch {epoch + 1}/{cfg.epochs}  train_acc {row['train_acc']:.3f}  "
                           f"val_acc {row['val_acc']:.3f}  anytime_test_err "
-                          f"{row['anytime_test_error']:.3f}  param_free {row['param_free_normal']:.2f}"
+                          f"{row['anytime_test_error']:.3f}  param_free "
+                          f"{row.get('param_free_normal', float('nan')):.2f}"
                           f"  ({row['epoch_time_s']:.1f}s)")
             if on_epoch_end is not None:
                 on_epoch_end(epoch, row)

@@ -17,7 +17,7 @@ from ..config import RunConfig
 from ..errors import NasbenchEvalError, unknown
 from ..hessian import dominant_eigenvalue
 from ..schedules import lr_at
-from ..spaces.genotype import Genotype, derive_genotype
+from ..spaces.genotype import Genotype
 from ..spaces.spec import SearchSpace
 
 Batch = tuple[Tensor, Tensor]
@@ -233,7 +233,7 @@ class GradientMethod:
             return {k: v.detach().clone() for k, v in self.mixing(self.alphas).items()}
 
     def derive(self) -> Genotype:
-        return derive_genotype(self.space, self.mixing_weights())
+        return self.space.derive(self.mixing_weights())
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from ..spaces.genotype import Genotype, derive_genotype
+from ..spaces.genotype import Genotype
 from .base import ArchWeights, GradientMethod, register
 
 
@@ -54,4 +54,4 @@ class MaxW(GradientMethod):
         """The DARTS rule on ``softmax(alpha)``: Max-W ties every edge's leader at 1, which
         would make the ranking of a node's incoming edges meaningless (see module doc)."""
         probs = {k: F.softmax(v.detach(), dim=-1) for k, v in self.alphas.items()}
-        return derive_genotype(self.space, probs)
+        return self.space.derive(probs)

@@ -87,6 +87,10 @@ class Msr(GradientMethod):
         with fewer candidates than others are padded with ``none`` (skipped by the supernet,
         weight 0, never derived), since a cell's edges must all have the same width.
         """
+        if space.family != "darts-cell":
+            raise NasbenchEvalError(
+                f"method 'msr' applies to DARTS-cell spaces only (it reads the stable rank of "
+                f"each candidate's last conv); space '{space.name}' is of family '{space.family}'")
         used = {op for cell in CELL_TYPES for ops in space.edge_ops[cell] for op in ops}
         if not any(_is_conv_op(op) for op in used):
             raise NasbenchEvalError(

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..spaces.genotype import Genotype, discrete_weights
+from ..spaces.genotype import Genotype
 from .base import OracleContext, register_oracle
 
 
@@ -38,7 +38,7 @@ class SupernetOracle:
 
     def score(self, genotype: Genotype, ctx: OracleContext) -> dict[str, Any]:
         model = copy.deepcopy(ctx.supernet)
-        weights = discrete_weights(ctx.space, genotype, ctx.device)
+        weights = ctx.space.discrete_weights(genotype, ctx.device)
         bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         for bn in bns:
             bn.reset_running_stats()

@@ -32,6 +32,11 @@ class Genotype:
         ops = [op for op, _ in self.cell(cell)]
         return sum(not OPS[op].parametric for op in ops) / len(ops)
 
+    def metrics(self) -> dict[str, float]:
+        """Per-epoch numbers the runner records for this genotype."""
+        return {"param_free_normal": self.param_free_fraction("normal"),
+                "param_free_reduce": self.param_free_fraction("reduce")}
+
     def to_dict(self) -> dict:
         return {
             "normal": [list(p) for p in self.normal],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import combinations
@@ -22,7 +23,6 @@ else:  # pragma: no cover
 from ..errors import SpecError, unknown
 from .ops import OPS
 
-FAMILIES = ("darts-cell",)
 CELL_TYPES = ("normal", "reduce")
 _TOP_KEYS = {"name", "family", "description", "source", "nodes", "ops", "normal", "reduce"}
 _CELL_KEYS = {"ops", "edge_ops"}
@@ -112,6 +112,47 @@ class SearchSpace:
         """Distinct (normal, reduce) pairs."""
         return math.prod(self.count_cells(c) for c in CELL_TYPES)
 
+    # ------------------------------------------------------------- family interface
+    def build_supernet(self, channels: int, layers: int, num_classes: int, in_channels: int):
+        from .darts_cell import DartsSupernet
+
+        return DartsSupernet(self, channels, layers, num_classes, in_channels)
+
+    def derive(self, weights: dict[str, Any]):
+        """The DARTS rule: see :func:`nasbench_eval.spaces.genotype.derive_genotype`."""
+        from .genotype import derive_genotype
+
+        return derive_genotype(self, weights)
+
+    def discrete_weights(self, genotype: Any, device: Any = "cpu") -> dict[str, Any]:
+        from .genotype import discrete_weights
+
+        return discrete_weights(self, genotype, device)
+
+    def genotype_from_dict(self, d: dict[str, Any]):
+        from .genotype import Genotype
+
+        return Genotype.from_dict(d)
+
+    def describe(self) -> list[str]:
+        """Lines for ``nasbench-eval list spaces``: op sets and computed cell counts."""
+        lines = [f"{self.name}  ({self.family}, {self.nodes} nodes, {self.num_edges} edges) - "
+                 f"{self.description}"]
+        uniform = self.uniform_ops()
+        if uniform:
+            lines.append(f"    ops (every edge): {', '.join(uniform)}")
+        else:
+            for cell, ops in self.op_sets().items():
+                lines.append(f"    {cell} ops (per-edge lists of {self.num_ops(cell)}): "
+                             f"{', '.join(ops)}")
+        n = self.count_architectures()
+        lines.append(f"    discrete cells: normal {self.count_cells('normal'):,}  reduce "
+                     f"{self.count_cells('reduce'):,}  architectures (normal x reduce) {n:,} "
+                     f"(~{float(n):.2e})")
+        lines.append("    (genotypes: 2 distinct input edges per node, one non-'none' op per "
+                     "edge; isomorphic cells counted separately, as the DARTS paper counts)")
+        return lines
+
 
 def _require(cond: bool, file: str, field_: str, problem: str) -> None:
     if not cond:
@@ -133,17 +174,53 @@ def _op_list(raw: Any, file: str, field_: str) -> tuple[str, ...]:
     return tuple(raw)
 
 
-def parse_spec(data: dict[str, Any], file: str) -> SearchSpace:
-    """Validate a parsed TOML document and build the :class:`SearchSpace`."""
+SpaceParser = Callable[[dict[str, Any], str], Any]
+FAMILIES: dict[str, SpaceParser] = {}
+"""Space family name -> parser of its spec documents. A family's space object provides
+``name``, ``family``, ``path``, ``description``, ``arch_shapes()``, ``build_supernet(...)``,
+``derive(weights)``, ``discrete_weights(genotype, device)``, ``genotype_from_dict(d)`` and
+``describe()``; the runner, methods and CLI use only these."""
+
+
+def register_family(name: str) -> Callable[[SpaceParser], SpaceParser]:
+    def deco(parser: SpaceParser) -> SpaceParser:
+        FAMILIES[name] = parser
+        return parser
+    return deco
+
+
+def parse_spec(data: dict[str, Any], file: str) -> Any:
+    """Validate a parsed TOML document and build the space object of its family."""
+    _load_families()
+    _require("family" in data, file, "family", "missing (required)")
+    family = data["family"]
+    _require(family in FAMILIES, file, "family",
+             f"unknown family {family!r}; valid families: {', '.join(sorted(FAMILIES))}")
+    _require("name" in data, file, "name", "missing (required)")
+    _require(isinstance(data["name"], str) and data["name"].strip() != "", file, "name",
+             "must be a non-empty string")
+    return FAMILIES[family](data, file)
+
+
+def _load_families() -> None:
+    """Import the modules that register space families (each registers on import)."""
+    import importlib
+    import pkgutil
+
+    from .. import spaces as pkg
+
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f"{pkg.__name__}.{mod.name}")
+
+
+@register_family("darts-cell")
+def parse_darts_cell(data: dict[str, Any], file: str) -> SearchSpace:
+    """A DARTS-style cell space: ``nodes`` and the candidate ops of every edge."""
     extra = set(data) - _TOP_KEYS
     _require(not extra, file, sorted(extra)[0] if extra else "",
              f"unknown field; valid fields: {', '.join(sorted(_TOP_KEYS))}")
-    for key in ("name", "family", "nodes"):
-        _require(key in data, file, key, "missing (required)")
+    _require("nodes" in data, file, "nodes", "missing (required)")
     name, family, nodes = data["name"], data["family"], data["nodes"]
-    _require(isinstance(name, str) and name.strip() != "", file, "name", "must be a non-empty string")
-    _require(family in FAMILIES, file, "family",
-             f"unknown family {family!r}; valid families: {', '.join(FAMILIES)}")
     _require(isinstance(nodes, int) and not isinstance(nodes, bool) and 1 <= nodes <= 10,
              file, "nodes", f"must be an integer in 1..10, got {nodes!r}")
     n_edges = len(edges_of(nodes))
