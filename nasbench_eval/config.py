@@ -46,7 +46,7 @@ class RunConfig:
     hessian_every: int = 0
     hessian_iters: int = 20
     # anytime scoring of the derived architecture
-    oracle: str = "supernet"
+    oracle: str = "oneshot"
     bn_recalibration_batches: int = 20
     # method-specific options (validated by the method itself)
     method_options: dict[str, Any] = field(default_factory=dict)

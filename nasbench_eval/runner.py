@@ -31,7 +31,7 @@ from .data import BatchStream, Dataset, load_dataset
 from .errors import NasbenchEvalError, RunDirError
 from .methods import Method, create_method
 from .oracles import Oracle, OracleContext, create_oracle
-from .oracles.supernet import accuracy
+from .oracles.oneshot import accuracy
 from .spaces import SearchSpace, load_space
 
 EpochCallback = Callable[[int, dict[str, Any]], None]

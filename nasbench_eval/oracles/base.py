@@ -46,9 +46,20 @@ def register_oracle(cls: type) -> type:
     return cls
 
 
-def create_oracle(name: str) -> Oracle:
-    from . import supernet  # noqa: F401  (registers)
+def load_oracles() -> dict[str, type]:
+    """Import every module of this package; each registers its oracles on import."""
+    import importlib
+    import pkgutil
 
+    from .. import oracles as pkg
+
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f"{pkg.__name__}.{mod.name}")
+    return ORACLES
+
+
+def create_oracle(name: str) -> Oracle:
+    load_oracles()
     if name not in ORACLES:
         raise unknown("oracle", name, ORACLES)
     return ORACLES[name]()

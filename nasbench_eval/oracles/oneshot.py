@@ -33,8 +33,8 @@ def accuracy(model: nn.Module, weights: dict, stream) -> tuple[float, float]:
 
 
 @register_oracle
-class SupernetOracle:
-    name: ClassVar[str] = "supernet"
+class OneShotOracle:
+    name: ClassVar[str] = "oneshot"
 
     def score(self, genotype: Genotype, ctx: OracleContext) -> dict[str, Any]:
         model = copy.deepcopy(ctx.supernet)
