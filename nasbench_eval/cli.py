@@ -82,7 +82,9 @@ def _method_option_flags(fn):
 @click.option("--hessian-every", default=_D.hessian_every, show_default=True, type=int,
               help="Dominant Hessian eigenvalue of L_val w.r.t. alpha every k epochs (0 = off).")
 @click.option("--max-steps-per-epoch", default=None, type=int, help="Cap steps per epoch (quick looks).")
-@click.option("--oracle", default=_D.oracle, show_default=True, help="Anytime scorer of the derived architecture.")
+@click.option("--oracle", default=_D.oracle, show_default=True,
+              help="Anytime scorer of the derived architecture: auto (NAS-Bench-101 table on "
+                   "1Shot1 spaces when imported, else oneshot), oneshot, nasbench101, train.")
 @click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
               help="Method-specific option (repeatable), e.g. -o pgd_steps=1.")
 @click.option("--device", default=_D.device, show_default=True, help="auto, cpu, cuda, cuda:N.")

@@ -45,8 +45,9 @@ class RunConfig:
     # dominant Hessian eigenvalue of L_val w.r.t. alpha every k epochs (0 = off)
     hessian_every: int = 0
     hessian_iters: int = 20
-    # anytime scoring of the derived architecture
-    oracle: str = "oneshot"
+    # anytime scoring of the derived architecture; "auto": the first available of
+    # oracles.AUTO_ORDER (the NAS-Bench-101 table on 1Shot1 spaces when its cache exists)
+    oracle: str = "auto"
     bn_recalibration_batches: int = 20
     # method-specific options (validated by the method itself)
     method_options: dict[str, Any] = field(default_factory=dict)
@@ -77,7 +78,13 @@ class RunConfig:
         from .methods import method_class
 
         defaults = {**GLOBAL_DEFAULTS, **getattr(method_class(self.method), "config_defaults", {})}
-        return replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
+        out = replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
+        if out.oracle == "auto":  # resolved before the run id, so a resume keeps its oracle
+            from .oracles import resolve_auto_oracle
+            from .spaces import load_space
+
+            out = replace(out, oracle=resolve_auto_oracle(load_space(out.space), out))
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

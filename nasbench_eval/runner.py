@@ -225,7 +225,7 @@ def run(cfg: RunConfig | None = None, *, resume: bool = False,
 
     summary: dict[str, Any] = {"run_id": cfg.run_id(), "method": cfg.method,
                                "space": search.space.name, "dataset": cfg.dataset,
-                               "seed": cfg.seed, "epochs": cfg.epochs}
+                               "seed": cfg.seed, "epochs": cfg.epochs, "oracle": cfg.oracle}
 
     def finish(status: str, **extra: Any) -> None:
         last = history[-1] if history else {}
@@ -240,6 +240,9 @@ def run(cfg: RunConfig | None = None, *, resume: bool = False,
         _write_summary(run_dir, summary)
 
     steps = search.steps_per_epoch
+    if cfg.progress:
+        print(f"{cfg.run_id()}: {search.space.name} on {cfg.dataset}, anytime oracle "
+              f"'{cfg.oracle}', {steps} steps/epoch, device {search.device}", file=sys.stderr)
     from tqdm.auto import tqdm
 
     bar = tqdm(total=cfg.epochs * steps, initial=start_epoch * steps,

@@ -40,6 +40,10 @@ class Oracle(Protocol):
 
 ORACLES: dict[str, type] = {}
 
+AUTO_ORDER = ("nasbench101", "oneshot")
+"""Preference of ``--oracle auto``: the first registered oracle whose ``available(space, cfg)``
+says yes (an oracle without that classmethod applies everywhere)."""
+
 
 def register_oracle(cls: type) -> type:
     ORACLES[cls.name] = cls
@@ -56,6 +60,18 @@ def load_oracles() -> dict[str, type]:
     for mod in pkgutil.iter_modules(pkg.__path__):
         importlib.import_module(f"{pkg.__name__}.{mod.name}")
     return ORACLES
+
+
+def resolve_auto_oracle(space: Any, cfg: RunConfig) -> str:
+    oracles = load_oracles()
+    for name in AUTO_ORDER:
+        cls = oracles.get(name)
+        if cls is None:
+            continue
+        available = getattr(cls, "available", None)
+        if available is None or available(space, cfg):
+            return name
+    raise RuntimeError(f"no oracle of {AUTO_ORDER} is available")  # oneshot always is
 
 
 def create_oracle(name: str) -> Oracle:
