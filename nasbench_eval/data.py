@@ -34,6 +34,10 @@ def default_data_root() -> Path:
 class Augment:
     crop_padding: int = 0
     hflip: bool = False
+    cutout: int = 0
+    """Side of the square zeroed (after normalisation, as DARTS's Cutout); 0 = off."""
+    cutout_prob: float = 1.0
+    """Probability per image of applying cutout (RobustDARTS ramps it over the search)."""
 
 
 @dataclass
@@ -249,6 +253,21 @@ class BatchStream:
             x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
         return x
 
+    def _cutout(self, x: Tensor, g: torch.Generator | None) -> Tensor:
+        """Zero one square per image (centre uniform over the image, clipped at the border)."""
+        a = self.augment
+        b, _, h, w = x.shape
+        cy = torch.randint(0, h, (b,), generator=g, device="cpu").to(x.device)
+        cx = torch.randint(0, w, (b,), generator=g, device="cpu").to(x.device)
+        apply = (torch.rand(b, generator=g, device="cpu") < a.cutout_prob).to(x.device)
+        half = a.cutout // 2
+        rows = torch.arange(h, device=x.device)
+        cols = torch.arange(w, device=x.device)
+        in_rows = ((rows[None] >= (cy - half)[:, None]) & (rows[None] < (cy + a.cutout - half)[:, None]))
+        in_cols = ((cols[None] >= (cx - half)[:, None]) & (cols[None] < (cx + a.cutout - half)[:, None]))
+        hole = in_rows[:, :, None] & in_cols[:, None, :] & apply[:, None, None]
+        return x.masked_fill(hole[:, None], 0.0)
+
     def epoch(self, generator: torch.Generator | None = None, augment: bool = True
               ) -> Iterator[tuple[Tensor, Tensor]]:
         n = len(self.y)
@@ -259,4 +278,7 @@ class BatchStream:
             x = self.x[idx]
             if augment:
                 x = self._augment(x, generator)
-            yield self.normalize(x), self.y[idx]
+            x = self.normalize(x)
+            if augment and self.augment.cutout:
+                x = self._cutout(x, generator)
+            yield x, self.y[idx]

@@ -260,6 +260,7 @@ def run(cfg: RunConfig | None = None, *, resume: bool = False,
                        error=f"non-finite loss in epoch {epoch}: "
                              + ", ".join(f"{k}={v}" for k, v in bad.items()))
                 return run_dir
+            stop_reason = row.pop("stop_reason", None)  # a method may end the search early
             genotype = search.method.derive()
             score = search.oracle.score(genotype, search.oracle_context())
             wall += time.perf_counter() - t0
@@ -287,6 +288,9 @@ def run(cfg: RunConfig | None = None, *, resume: bool = False,
                           f"  ({row['epoch_time_s']:.1f}s)")
             if on_epoch_end is not None:
                 on_epoch_end(epoch, row)
+            if stop_reason:
+                finish("finished", stopped_early_at_epoch=epoch, stop_reason=str(stop_reason))
+                return run_dir
     except KeyboardInterrupt:
         finish("interrupted")
         raise

@@ -83,3 +83,21 @@ def test_fashion_mnist_reads_idx_files(tmp_path, monkeypatch):
     ds = load_dataset("fashion-mnist", root=tmp_path / "nothing")
     assert ds.train_x.shape == (20, 1, 28, 28) and ds.test_x.shape == (5, 1, 28, 28)
     assert ds.train_y.dtype == torch.int64
+
+
+def test_cutout_zeroes_one_clipped_square_after_normalisation():
+    x = torch.full((64, 2, 10, 10), 200, dtype=torch.uint8)
+    s = BatchStream(x, torch.zeros(64, dtype=torch.long), 64, (0.5, 0.5), (0.25, 0.25),
+                    torch.device("cpu"), Augment(cutout=4))
+    (out, _), = list(s.epoch(torch.Generator().manual_seed(0)))
+    zero = out == 0
+    assert torch.equal(zero[:, 0], zero[:, 1])  # same hole in every channel
+    counts = zero[:, 0].sum(dim=(1, 2))
+    assert counts.max() == 16 and counts.min() >= 4  # 4x4 inside, clipped at borders
+    for img in zero[:, 0]:  # the hole is one axis-aligned rectangle
+        r, c = img.any(1).nonzero().flatten(), img.any(0).nonzero().flatten()
+        assert img.sum() == len(r) * len(c) and img[r.min():r.max() + 1, c.min():c.max() + 1].all()
+    off = BatchStream(x, torch.zeros(64, dtype=torch.long), 64, (0.5, 0.5), (0.25, 0.25),
+                      torch.device("cpu"), Augment(cutout=4, cutout_prob=0.0))
+    (out_off, _), = list(off.epoch(torch.Generator().manual_seed(0)))
+    assert not (out_off == 0).any()

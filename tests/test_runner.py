@@ -105,3 +105,21 @@ def test_python_api_overrides(tmp_path):
                   channels=4, batch_size=16, max_steps_per_epoch=2, out=str(tmp_path),
                   bn_recalibration_batches=1, progress=False)
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "finished"
+
+
+def test_a_method_can_stop_the_search_early(tiny_cfg, monkeypatch):
+    original = Darts.end_epoch
+
+    def stop_at_one(self, epoch):
+        out = original(self, epoch)
+        if epoch == 1:
+            out["stop_reason"] = "planted stop"
+        return out
+
+    monkeypatch.setattr(Darts, "end_epoch", stop_at_one)
+    run_dir = run(replace(tiny_cfg, epochs=4))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["epochs_done"] == 2
+    assert summary["stopped_early_at_epoch"] == 1 and summary["stop_reason"] == "planted stop"
+    assert "stop_reason" not in read_metrics(run_dir)[0]
+    assert run(replace(tiny_cfg, epochs=4), resume=True) == run_dir  # finished: nothing to do

@@ -55,7 +55,9 @@ class Method(Protocol):
         ``train_correct`` and ``train_count`` summed over the batch's examples."""
 
     def end_epoch(self, epoch: int) -> dict[str, float]:
-        """Advance schedules after epoch ``epoch`` (0-based); returns values to log."""
+        """Advance schedules after epoch ``epoch`` (0-based); returns values to log. A
+        ``stop_reason`` entry (text) ends the search after this epoch (e.g. early stopping);
+        the runner records it in summary.json and takes ``derive()`` as the final genotype."""
 
     def mixing_weights(self) -> ArchWeights:
         """The weights the supernet should mix with when it is evaluated (no perturbation)."""
