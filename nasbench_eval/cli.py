@@ -166,5 +166,16 @@ def list_datasets() -> None:
     click.echo(f"\ndownload cache: {default_data_root()}")
 
 
+
+def _add_commands() -> None:
+    """Commands that live beside the code they drive."""
+    from .evaluate_commands import evaluate
+
+    main.add_command(evaluate)
+
+
+_add_commands()
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

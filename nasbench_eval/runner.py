@@ -143,7 +143,7 @@ def build_search(cfg: RunConfig) -> Search:
 
 # ----------------------------------------------------------------------------- files
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
@@ -164,7 +164,7 @@ def _write_metrics(run_dir: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def _write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
-    _atomic_write(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
 
 
 def read_summary(run_dir: str | Path) -> dict[str, Any] | None:
@@ -217,11 +217,11 @@ def run(cfg: RunConfig | None = None, *, resume: bool = False,
                   "weights": sum(p.numel() for p in search.supernet.parameters()),
                   "steps_per_epoch": search.steps_per_epoch}
     if start_epoch == 0:
-        _atomic_write(run_dir / "config.json", json.dumps(config_doc, indent=2) + "\n")
+        atomic_write(run_dir / "config.json", json.dumps(config_doc, indent=2) + "\n")
     else:  # keep the original record, note the resumption
         doc = json.loads((run_dir / "config.json").read_text())
         doc.setdefault("resumed", []).append({"at_epoch": start_epoch, "environment": env})
-        _atomic_write(run_dir / "config.json", json.dumps(doc, indent=2) + "\n")
+        atomic_write(run_dir / "config.json", json.dumps(doc, indent=2) + "\n")
 
     summary: dict[str, Any] = {"run_id": cfg.run_id(), "method": cfg.method,
                                "space": search.space.name, "dataset": cfg.dataset,
@@ -275,7 +275,7 @@ def run(cfg: RunConfig | None = None, *, resume: bool = False,
                        run_dir / "checkpoint.pt.tmp")
             os.replace(run_dir / "checkpoint.pt.tmp", ckpt_path)
             _write_metrics(run_dir, history)
-            _atomic_write(run_dir / "genotypes.jsonl",
+            atomic_write(run_dir / "genotypes.jsonl",
                           "".join(json.dumps(g) + "\n" for g in genotypes))
             finish("running")
             bar.set_postfix(epoch=epoch, val_acc=f"{row['val_acc']:.3f}",
