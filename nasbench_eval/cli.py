@@ -22,7 +22,7 @@ def main() -> None:
 
 def _parse_option(text: str) -> tuple[str, Any]:
     if "=" not in text:
-        raise click.BadParameter(f"'{text}' is not KEY=VALUE", param_hint="--option")
+        raise click.BadParameter(f"'{text}' is not KEY=VALUE", param_hint="--option / --oracle-option")
     key, value = text.split("=", 1)
     import json
 
@@ -85,6 +85,8 @@ def _method_option_flags(fn):
 @click.option("--oracle", default=_D.oracle, show_default=True,
               help="Anytime scorer of the derived architecture: auto (NAS-Bench-101 table on "
                    "1Shot1 spaces when imported, else oneshot), oneshot, nasbench101, train.")
+@click.option("--oracle-option", "oracle_options", multiple=True, metavar="KEY=VALUE",
+              help="Oracle-specific option (repeatable), e.g. --oracle-option train_epochs=2.")
 @click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
               help="Method-specific option (repeatable), e.g. -o pgd_steps=1.")
 @click.option("--device", default=_D.device, show_default=True, help="auto, cpu, cuda, cuda:N.")
@@ -93,7 +95,8 @@ def _method_option_flags(fn):
 @click.option("--resume", is_flag=True, help="Continue the run with these settings from its last finished epoch.")
 @click.option("--quiet", is_flag=True, help="No progress bar or per-epoch lines.")
 @_method_option_flags
-def run(options: tuple[str, ...], resume: bool, quiet: bool, **kwargs: Any) -> None:
+def run(options: tuple[str, ...], oracle_options: tuple[str, ...], resume: bool, quiet: bool,
+        **kwargs: Any) -> None:
     """Run one architecture search and write results/<run-id>/."""
     from .runner import read_summary, run as run_search
 
@@ -103,7 +106,8 @@ def run(options: tuple[str, ...], resume: bool, quiet: bool, **kwargs: Any) -> N
         if value is not None:  # untyped options (default None) arrive as text: parse like -o
             method_options[flag] = _parse_option(f"{flag}={value}")[1] if isinstance(value, str) else value
     try:
-        cfg = RunConfig(**kwargs, method_options=method_options, progress=not quiet)
+        cfg = RunConfig(**kwargs, method_options=method_options, progress=not quiet,
+                        oracle_options=dict(_parse_option(o) for o in oracle_options))
         run_dir = run_search(cfg, resume=resume)
     except (NasbenchEvalError, ValueError) as exc:
         _fail(exc)
@@ -117,9 +121,9 @@ def run(options: tuple[str, ...], resume: bool, quiet: bool, **kwargs: Any) -> N
     if summary.get("status") == "diverged":
         click.echo(f"diverged: {summary.get('error')}")
     elif summary.get("final_genotype"):
-        from .spaces.genotype import Genotype
+        from .spaces import load_space
 
-        g = Genotype.from_dict(summary["final_genotype"])
+        g = load_space(cfg.space).genotype_from_dict(summary["final_genotype"])
         click.echo(f"final anytime test error: {summary['final_test_error']:.4f}  "
                    f"parameter-free fraction (normal): {summary['final_param_free_fraction']:.3f}")
         click.echo(f"genotype: {g}")
@@ -170,8 +174,10 @@ def list_datasets() -> None:
 def _add_commands() -> None:
     """Commands that live beside the code they drive."""
     from .evaluate_commands import evaluate
+    from .nb101.commands import data, query
 
-    main.add_command(evaluate)
+    for command in (evaluate, data, query):
+        main.add_command(command)
 
 
 _add_commands()

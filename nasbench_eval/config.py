@@ -48,6 +48,7 @@ class RunConfig:
     # anytime scoring of the derived architecture; "auto": the first available of
     # oracles.AUTO_ORDER (the NAS-Bench-101 table on 1Shot1 spaces when its cache exists)
     oracle: str = "auto"
+    oracle_options: dict[str, Any] = field(default_factory=dict)
     bn_recalibration_batches: int = 20
     # method-specific options (validated by the method itself)
     method_options: dict[str, Any] = field(default_factory=dict)

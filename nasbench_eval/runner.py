@@ -118,6 +118,12 @@ def build_search(cfg: RunConfig) -> Search:
     method = create_method(cfg.method)
     space = method.adapt_space(load_space(cfg.space))
     oracle = create_oracle(cfg.oracle)
+    available = getattr(type(oracle), "available", None)
+    if available is not None and not available(space, cfg):
+        reason = getattr(type(oracle), "unavailable_reason", None)
+        raise NasbenchEvalError(
+            f"oracle '{cfg.oracle}' cannot score space '{space.name}' (family {space.family})"
+            + (f": {reason(space, cfg)}" if reason else "") + "; --oracle oneshot works everywhere")
     device = resolve_device(cfg.device)
     data = load_dataset(cfg.dataset, cfg.data_root, **cfg.dataset_options)
     tr_idx, va_idx = data.search_split(cfg.train_portion)

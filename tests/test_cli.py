@@ -36,6 +36,7 @@ def test_unknown_names_list_valid_choices(tmp_path):
     assert res.exit_code != 0 and "unknown method 'dartz'" in res.output and "darts-2nd" in res.output
     res = invoke("run", "--space", "s7", "--out", str(tmp_path))
     assert "unknown space 's7'" in res.output and "s1, s2, s3, s4" in res.output
+    assert "nb1shot1-3" in res.output
     res = invoke("run", "--dataset", "mnist", "--out", str(tmp_path))
     assert "unknown dataset 'mnist'" in res.output and "fashion-mnist" in res.output
     res = invoke("list", "oracles")

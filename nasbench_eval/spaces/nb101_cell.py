@@ -1,0 +1,646 @@
+"""The ``nb101-cell`` family: NAS-Bench-1Shot1 search spaces over NAS-Bench-101 cells.
+
+A cell has an input (node 0), ``blocks`` choice blocks (nodes 1..blocks) and an output node.
+Every choice block takes exactly ``parents`` inputs chosen among the lower-numbered nodes
+(or a ``fixed`` set) and applies one op; the output node takes ``output_parents`` inputs
+chosen among the input and all blocks. See ``spaces/nb1shot1-*.toml`` and
+``docs/nasbench1shot1.md``.
+
+Architecture weights (every method mixes them row by row, so DARTS, SDARTS and Max-W work
+unchanged):
+
+* ``ops``: (blocks, len(ops)) - one row per block, columns in the spec's ``ops`` order (the
+  one-shot code's order maxpool3x3, conv3x3, conv1x1 for the shipped spaces);
+* ``output``: (1, blocks + 1) - the output node's candidate parents, column j = node j;
+* ``parents_<i>``: (1, i) - one per block i whose parents are not fixed, column j = node j.
+
+Derivation (NAS-Bench-1Shot1's mapping): argmax op per block, the top-k weights of each
+parents row and of the output row (ties: lower node), then only the ancestors of the output
+keep their edges; spaces with ``dummy_node`` insert an edgeless ``conv1x1-bn-relu`` vertex
+before the output so the raw cell has NAS-Bench-101's 7 vertices; pruning (NAS-Bench-101's
+rule) removes it and the loose ends.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import combinations, permutations, product
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..errors import NasbenchEvalError, SpecError
+from ..nb101.graph import (CONV1X1, INPUT, LABELS, MAX_EDGES, MAX_VERTICES, MAXPOOL3X3,
+                           OUTPUT, ModelSpec, hash_classes)
+from .spec import register_family
+
+FAMILY = "nb101-cell"
+DUMMY_OP = CONV1X1
+PARAMETER_FREE = frozenset({MAXPOOL3X3})
+_TOP_KEYS = {"name", "family", "description", "source", "ops", "blocks", "output_parents",
+             "dummy_node", "published_size"}
+_BLOCK_KEYS = {"parents", "fixed"}
+
+
+# ============================================================================ genotype
+
+@dataclass(frozen=True)
+class Nb101Genotype:
+    """A discrete cell of an ``nb101-cell`` space: what the derivation chose.
+
+    ``ops[i - 1]`` is the op (a NAS-Bench-101 label) of block i, ``parents[i - 1]`` its parent
+    nodes (sorted), ``output`` the output node's parents (sorted). Choices of blocks that do
+    not feed the output are kept (so ``discrete_weights`` reproduces the derivation exactly),
+    but they are not part of the NAS-Bench-101 cell (:meth:`to_model_spec`).
+    """
+
+    ops: tuple[str, ...]
+    parents: tuple[tuple[int, ...], ...]
+    output: tuple[int, ...]
+    dummy_node: bool = False
+    family: ClassVar[str] = FAMILY
+
+    def __post_init__(self) -> None:
+        n = len(self.ops)
+        if len(self.parents) != n:
+            raise NasbenchEvalError(f"nb101 genotype: {n} ops but {len(self.parents)} parent "
+                                    f"lists")
+        for i, ps in enumerate(self.parents, start=1):
+            if not ps or any(not 0 <= p < i for p in ps) or len(set(ps)) != len(ps):
+                raise NasbenchEvalError(f"nb101 genotype: block {i} has parents {list(ps)}; "
+                                        f"they must be distinct nodes among 0..{i - 1}")
+        if not self.output or any(not 0 <= p <= n for p in self.output) or \
+                len(set(self.output)) != len(self.output):
+            raise NasbenchEvalError(f"nb101 genotype: output parents {list(self.output)} must "
+                                    f"be distinct nodes among 0..{n}")
+        for i, op in enumerate(self.ops, start=1):
+            if op not in LABELS:
+                raise NasbenchEvalError(f"nb101 genotype: block {i} has op {op!r}; valid: "
+                                        f"{', '.join(LABELS)}")
+
+    @property
+    def blocks(self) -> int:
+        return len(self.ops)
+
+    def used_blocks(self) -> tuple[int, ...]:
+        """Blocks that are ancestors of the output (the walk back from the output)."""
+        seen: set[int] = set()
+        stack = [p for p in self.output if p > 0]
+        while stack:
+            b = stack.pop()
+            if b in seen:
+                continue
+            seen.add(b)
+            stack += [p for p in self.parents[b - 1] if p > 0]
+        return tuple(sorted(seen))
+
+    def unpruned_spec(self) -> ModelSpec:
+        """The cell as NAS-Bench-1Shot1 writes it before pruning: edges only between the
+        output's ancestors, every block's op, the dummy vertex (if any) before the output."""
+        n = self.blocks
+        v = n + 2 + int(self.dummy_node)
+        out = v - 1
+        m = [[0] * v for _ in range(v)]
+        for p in self.output:
+            m[p][out] = 1
+        for b in self.used_blocks():
+            for p in self.parents[b - 1]:
+                m[p][b] = 1
+        ops = [INPUT, *self.ops] + ([DUMMY_OP] if self.dummy_node else []) + [OUTPUT]
+        return ModelSpec(m, ops)
+
+    def to_model_spec(self) -> ModelSpec:
+        """The pruned NAS-Bench-101 spec (what the table is keyed by)."""
+        return self.unpruned_spec().pruned()
+
+    def hash(self) -> str:
+        return self.to_model_spec().hash()
+
+    def param_free_fraction(self) -> float:
+        """Share of the cell's used blocks (those feeding the output) that are maxpool3x3.
+
+        0.0 for a cell without any used block (the output fed by the input alone)."""
+        used = self.used_blocks()
+        if not used:
+            return 0.0
+        return sum(self.ops[b - 1] in PARAMETER_FREE for b in used) / len(used)
+
+    def metrics(self) -> dict[str, Any]:
+        """Per-epoch numbers the runner records: the NAS-Bench-101 hash of the cell, its
+        size after pruning and the parameter-free fraction (as ``param_free_normal``, the
+        column the DARTS-cell analysis reads)."""
+        spec = self.to_model_spec()
+        return {"nb101_hash": spec.hash(), "nb101_vertices": spec.num_vertices,
+                "nb101_edges": spec.num_edges, "param_free_normal": self.param_free_fraction()}
+
+    def to_dict(self) -> dict[str, Any]:
+        spec = self.to_model_spec()
+        return {"family": FAMILY, "ops": list(self.ops),
+                "parents": [list(p) for p in self.parents], "output": list(self.output),
+                "dummy_node": self.dummy_node,
+                # derived, for readers of genotypes.jsonl; from_dict ignores them
+                "nb101": {**spec.to_dict(), "hash": spec.hash()}}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Nb101Genotype:
+        try:
+            return cls(ops=tuple(str(o) for o in d["ops"]),
+                       parents=tuple(tuple(sorted(int(p) for p in ps)) for ps in d["parents"]),
+                       output=tuple(sorted(int(p) for p in d["output"])),
+                       dummy_node=bool(d.get("dummy_node", False)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise NasbenchEvalError(f"not an nb101-cell genotype ({exc!r}): it needs 'ops', "
+                                    f"'parents' and 'output'; got keys {sorted(d)}") from None
+
+    def __str__(self) -> str:
+        short = {"conv3x3-bn-relu": "conv3x3", "conv1x1-bn-relu": "conv1x1",
+                 "maxpool3x3": "maxpool3x3"}
+        used = set(self.used_blocks())
+        parts = [f"{i}:{short[op]}<-{','.join(map(str, ps))}" + ("" if i in used else "(unused)")
+                 for i, (op, ps) in enumerate(zip(self.ops, self.parents), start=1)]
+        return f"[{' '.join(parts)}] out<-{','.join(map(str, self.output))} hash {self.hash()}"
+
+
+# ============================================================================ the space
+
+@dataclass(frozen=True)
+class Nb101CellSpace:
+    """A validated ``nb101-cell`` space (see the module docstring)."""
+
+    name: str
+    family: str
+    ops: tuple[str, ...]
+    block_parents: tuple[int, ...]
+    """Number of parents of block i (index i - 1)."""
+    fixed: tuple[tuple[int, ...] | None, ...]
+    """Fixed parent set of block i, or None when the parents are searched."""
+    output_parents: int
+    dummy_node: bool = False
+    published_size: int | None = None
+    description: str = ""
+    source: str = ""
+    path: str = ""
+    meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    # ------------------------------------------------------------------ structure
+    @property
+    def blocks(self) -> int:
+        return len(self.block_parents)
+
+    @property
+    def num_ops(self) -> int:
+        return len(self.ops)
+
+    def candidates(self, node: int) -> tuple[int, ...]:
+        """Possible parents of block ``node`` (1-based): the fixed set, else nodes 0..node-1."""
+        f = self.fixed[node - 1]
+        return f if f is not None else tuple(range(node))
+
+    def free_blocks(self) -> list[int]:
+        """Blocks whose parents are searched (they have a ``parents_<i>`` weight row)."""
+        return [i for i in range(1, self.blocks + 1) if self.fixed[i - 1] is None]
+
+    def arch_shapes(self) -> dict[str, tuple[int, int]]:
+        shapes = {"ops": (self.blocks, self.num_ops), "output": (1, self.blocks + 1)}
+        for i in self.free_blocks():
+            shapes[f"parents_{i}"] = (1, i)
+        return shapes
+
+    # ------------------------------------------------------------------ family interface
+    def build_supernet(self, channels: int, layers: int, num_classes: int, in_channels: int):
+        return Nb101OneShot(self, channels, layers, num_classes, in_channels)
+
+    def derive(self, weights: dict[str, Any]) -> Nb101Genotype:
+        """NAS-Bench-1Shot1's mapping of architecture weights to a discrete cell."""
+        self._check_weights(weights)
+        w_ops = weights["ops"].detach().float().cpu()
+        ops = tuple(self.ops[_argmax(w_ops[i].tolist())] for i in range(self.blocks))
+        parents = []
+        for i in range(1, self.blocks + 1):
+            f = self.fixed[i - 1]
+            if f is not None:
+                parents.append(f)
+            else:
+                row = weights[f"parents_{i}"].detach().float().cpu()[0].tolist()
+                parents.append(_top_k(row, self.block_parents[i - 1]))
+        row = weights["output"].detach().float().cpu()[0].tolist()
+        return Nb101Genotype(ops=ops, parents=tuple(parents),
+                             output=_top_k(row, self.output_parents), dummy_node=self.dummy_node)
+
+    def discrete_weights(self, genotype: Any, device: Any = "cpu") -> dict[str, Tensor]:
+        """k-hot weights that make the one-shot model compute ``genotype``: one-hot op rows,
+        1 on every chosen parent (a block sums its parents, as in NAS-Bench-101) and on every
+        chosen output parent."""
+        g = self.check_genotype(genotype)
+        shapes = self.arch_shapes()
+        w = {k: torch.zeros(*s, device=device) for k, s in shapes.items()}
+        for i, op in enumerate(g.ops):
+            w["ops"][i, self.ops.index(op)] = 1.0
+        for i in self.free_blocks():
+            for p in g.parents[i - 1]:
+                w[f"parents_{i}"][0, p] = 1.0
+        for p in g.output:
+            w["output"][0, p] = 1.0
+        return w
+
+    def sample_genotype(self, generator: torch.Generator) -> Nb101Genotype:
+        """A genotype drawn uniformly from the space's combinations (parent configuration x
+        op assignment: every block's parent set, the output's parents and every op uniform
+        and independent). Distinct NAS-Bench-101 cells are not equally likely (many
+        combinations map to one cell). ``generator``: a CPU ``torch.Generator``."""
+        def draw(n: int) -> int:
+            return int(torch.randint(n, (1,), generator=generator))
+
+        ops = tuple(self.ops[draw(self.num_ops)] for _ in range(self.blocks))
+        parents = []
+        for i, k in enumerate(self.block_parents, start=1):
+            f = self.fixed[i - 1]
+            options = [f] if f is not None else list(combinations(range(i), k))
+            parents.append(options[draw(len(options))])
+        outputs = list(combinations(range(self.blocks + 1), self.output_parents))
+        return Nb101Genotype(ops=ops, parents=tuple(parents), output=outputs[draw(len(outputs))],
+                             dummy_node=self.dummy_node)
+
+    def genotype_from_dict(self, d: dict[str, Any]) -> Nb101Genotype:
+        return self.check_genotype(Nb101Genotype.from_dict(d))
+
+    def check_genotype(self, g: Any) -> Nb101Genotype:
+        """``g`` when it is a cell of this space, else a clear error."""
+        if not isinstance(g, Nb101Genotype):
+            raise NasbenchEvalError(f"space '{self.name}' ({FAMILY}) cannot use a genotype of "
+                                    f"type {type(g).__name__}")
+        where = f"genotype for space '{self.name}'"
+        if g.blocks != self.blocks:
+            raise NasbenchEvalError(f"{where}: {g.blocks} blocks, the space has {self.blocks}")
+        for i, op in enumerate(g.ops, start=1):
+            if op not in self.ops:
+                raise NasbenchEvalError(f"{where}: block {i} op {op!r} is not a candidate "
+                                        f"({', '.join(self.ops)})")
+        for i, ps in enumerate(g.parents, start=1):
+            k, cand = self.block_parents[i - 1], self.candidates(i)
+            if len(ps) != k or not set(ps) <= set(cand):
+                raise NasbenchEvalError(f"{where}: block {i} needs {k} parent(s) among "
+                                        f"{list(cand)}, got {list(ps)}")
+        if len(g.output) != self.output_parents:
+            raise NasbenchEvalError(f"{where}: the output needs {self.output_parents} parents, "
+                                    f"got {list(g.output)}")
+        if g.dummy_node != self.dummy_node:
+            raise NasbenchEvalError(f"{where}: dummy_node is {g.dummy_node}, the space says "
+                                    f"{self.dummy_node}")
+        return g
+
+    def describe(self) -> list[str]:
+        """Lines for ``nasbench-eval list spaces``; every count is computed from the spec."""
+        c = count_cells(self)
+        parents = ", ".join(
+            f"n{i}: {k} of {{{','.join(map(str, self.candidates(i)))}}}"
+            + (" (fixed)" if self.fixed[i - 1] is not None else "")
+            for i, k in enumerate(self.block_parents, start=1))
+        published = ""
+        if self.published_size is not None:
+            rule = ("the outgoing-edge sum" if self.published_size == c["nominal_outgoing"]
+                    else "configurations x ops^blocks" if self.published_size == c["combinations"]
+                    else "neither rule")
+            published = f"; published {self.published_size:,} (= {rule})"
+        lines = [f"{self.name}  ({self.family}, {self.blocks} choice blocks"
+                 f"{', dummy node' if self.dummy_node else ''}) - {self.description}",
+                 f"    ops (alpha column order): {', '.join(self.ops)}",
+                 f"    parents: {parents}; output: {self.output_parents} of "
+                 f"{{0..{self.blocks}}}",
+                 f"    distinct NAS-Bench-101 cells (hashes after mapping and pruning): "
+                 f"{c['distinct']:,} of {c['combinations']:,} parent configurations x op "
+                 f"assignments ({c['invalid']} invalid)",
+                 f"    nominal sizes: {c['configurations']:,} parent configurations; sum over "
+                 f"them of {self.num_ops}^(blocks with an outgoing edge) = "
+                 f"{c['nominal_outgoing']:,}; x {self.num_ops}^{self.blocks} = "
+                 f"{c['combinations']:,}{published}"]
+        return lines
+
+    # ------------------------------------------------------------------ helpers
+    def _check_weights(self, weights: dict[str, Any]) -> None:
+        for k, shape in self.arch_shapes().items():
+            if k not in weights:
+                raise NasbenchEvalError(f"space '{self.name}': architecture weights lack "
+                                        f"'{k}' (have {sorted(weights)})")
+            if tuple(weights[k].shape) != shape:
+                raise NasbenchEvalError(f"space '{self.name}': weights '{k}' have shape "
+                                        f"{tuple(weights[k].shape)}, expected {shape}")
+
+
+def _argmax(row: list[float]) -> int:
+    """Index of the largest entry; ties keep the lower index."""
+    return max(range(len(row)), key=lambda j: (row[j], -j))
+
+
+def _top_k(row: list[float], k: int) -> tuple[int, ...]:
+    """Indices of the k largest entries (ties: lower index first), sorted ascending."""
+    return tuple(sorted(sorted(range(len(row)), key=lambda j: (-row[j], j))[:k]))
+
+
+# ============================================================================ counting
+
+def parent_configurations(space: Nb101CellSpace):
+    """Every (per-block parent sets, output parents) the space allows."""
+    per_block = [[space.fixed[i - 1]] if space.fixed[i - 1] is not None
+                 else list(combinations(range(i), k))
+                 for i, k in enumerate(space.block_parents, start=1)]
+    outputs = list(combinations(range(space.blocks + 1), space.output_parents))
+    for ps in product(*per_block):
+        for out in outputs:
+            yield ps, out
+
+
+def _structure_key(space: Nb101CellSpace) -> tuple:
+    return (space.ops, space.block_parents, space.fixed, space.output_parents, space.dummy_node)
+
+
+@lru_cache(maxsize=None)
+def _count_cells(key: tuple) -> dict[str, int]:
+    ops, block_parents, fixed, output_parents, dummy = key
+    space = Nb101CellSpace(name="", family=FAMILY, ops=ops, block_parents=block_parents,
+                           fixed=fixed, output_parents=output_parents, dummy_node=dummy)
+    n_ops, blocks = len(ops), len(block_parents)
+    configurations = nominal_outgoing = nominal_used = invalid = 0
+    matrices: dict[int, set[bytes]] = {}  # pruned vertex count -> distinct pruned matrices
+    placeholder = ops[0]
+    for ps, out in parent_configurations(space):
+        configurations += 1
+        g = Nb101Genotype(ops=(placeholder,) * blocks, parents=ps, output=out, dummy_node=dummy)
+        with_out_edge = {p for p in out if p > 0} | {p for q in ps for p in q if p > 0}
+        nominal_outgoing += n_ops ** len(with_out_edge)
+        nominal_used += n_ops ** len(g.used_blocks())
+        spec = g.to_model_spec()  # pruned: the input reaches the output
+        if spec.num_vertices > MAX_VERTICES or spec.num_edges > MAX_EDGES:
+            invalid += n_ops ** blocks
+            continue
+        matrices.setdefault(spec.num_vertices, set()).add(spec.matrix.astype(np.uint8).tobytes())
+    label_of = [LABELS.index(o) for o in ops]
+    distinct = 0
+    for v, mats in sorted(matrices.items()):
+        adj = _isomorphism_representatives(
+            np.frombuffer(b"".join(sorted(mats)), dtype=np.uint8).reshape(-1, v, v))
+        inner = v - 2
+        assign = np.array(list(product(label_of, repeat=inner)), dtype=np.int64).reshape(-1, inner)
+        n_m, n_a = len(adj), len(assign)
+        labels = np.empty((n_m, n_a, v), dtype=np.int64)
+        labels[:, :, 0], labels[:, :, -1] = -1, -2
+        labels[:, :, 1:-1] = assign[None]
+        classes = hash_classes(np.repeat(adj, n_a, axis=0), labels.reshape(-1, v))
+        distinct += len(np.unique(classes))
+    return {"configurations": configurations, "combinations": configurations * n_ops ** blocks,
+            "nominal_outgoing": nominal_outgoing, "nominal_used": nominal_used,
+            "distinct": distinct, "invalid": invalid}
+
+
+def _isomorphism_representatives(adj: np.ndarray) -> np.ndarray:
+    """One matrix per isomorphism class (permutations fixing input and output) of ``adj``.
+
+    Every labeling of the interior is enumerated for each kept matrix, so dropping a matrix
+    isomorphic to a kept one loses no hash: its labeled graphs are isomorphic to labeled
+    graphs of the kept one (same hashes). Exact, by brute force over the (V-2)! orders.
+    """
+    m, v, _ = adj.shape
+    weights = (np.int64(1) << np.arange(v * v, dtype=np.int64)).reshape(v, v)
+    best = None
+    for perm in permutations(range(1, v - 1)):
+        p = [0, *perm, v - 1]
+        code = (adj[:, p][:, :, p].astype(np.int64) * weights).sum(axis=(1, 2))
+        best = code if best is None else np.minimum(best, code)
+    _, first = np.unique(best, return_index=True)
+    return adj[np.sort(first)]
+
+
+def count_cells(space: Nb101CellSpace) -> dict[str, int]:
+    """Sizes of ``space``, all computed by enumeration:
+
+    * ``configurations``: parent configurations (every block's and the output's choice);
+    * ``combinations``: configurations x ops^blocks (every op of every block counted);
+    * ``nominal_outgoing``: sum over configurations of ops^(blocks with an outgoing edge);
+    * ``nominal_used``: sum over configurations of ops^(blocks feeding the output);
+    * ``distinct``: distinct NAS-Bench-101 module hashes after mapping and pruning (hash
+      equality computed by :func:`nasbench_eval.nb101.graph.hash_classes`);
+    * ``invalid``: combinations whose mapped cell is not a valid NAS-Bench-101 spec.
+    """
+    return dict(_count_cells(_structure_key(space)))
+
+
+# ============================================================================ one-shot model
+
+class ConvBnRelu(nn.Module):
+    """conv kxk (stride 1, same padding) -> BN -> ReLU."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, affine: bool = True):
+        super().__init__()
+        self.op = nn.Sequential(nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=False),
+                                nn.BatchNorm2d(c_out, affine=affine), nn.ReLU(inplace=False))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.op(x)
+
+
+def build_nb101_op(name: str, channels: int) -> nn.Module:
+    if name == MAXPOOL3X3:
+        return nn.MaxPool2d(3, stride=1, padding=1)
+    if name == "conv3x3-bn-relu":
+        return ConvBnRelu(channels, channels, 3, affine=False)
+    if name == "conv1x1-bn-relu":
+        return ConvBnRelu(channels, channels, 1, affine=False)
+    raise NasbenchEvalError(f"unknown NAS-Bench-101 op {name!r}; valid: {', '.join(LABELS)}")
+
+
+class ChoiceBlock(nn.Module):
+    """sum_k w[k] * op_k(x) over the space's ops (columns in the spec's order)."""
+
+    def __init__(self, ops: tuple[str, ...], channels: int):
+        super().__init__()
+        self.ops = nn.ModuleList(build_nb101_op(o, channels) for o in ops)
+
+    def forward(self, x: Tensor, w: Tensor) -> Tensor:
+        out = w[0] * self.ops[0](x)
+        for k in range(1, len(self.ops)):
+            out = out + w[k] * self.ops[k](x)
+        return out
+
+
+class OneShotCell(nn.Module):
+    """One NAS-Bench-1Shot1 search cell: ``c_in`` -> ``blocks * c`` channels.
+
+    Block i's input is the weighted sum over its candidate parents (node 0 stands for the
+    block's own 1x1 conv-BN-ReLU projection of the cell input; fixed parents are summed
+    unweighted); the block mixes the ops. The output is the concatenation of the blocks'
+    outputs, each scaled by its output weight, plus output weight 0 times a 1x1 projection
+    of the cell input to ``blocks * c`` channels.
+    """
+
+    def __init__(self, space: Nb101CellSpace, c_in: int, c: int):
+        super().__init__()
+        self.space = space
+        self.blocks = space.blocks
+        self.proj = nn.ModuleList(ConvBnRelu(c_in, c, 1, affine=False)
+                                  for _ in range(space.blocks))
+        self.out_proj = ConvBnRelu(c_in, c * space.blocks, 1, affine=False)
+        self.choice = nn.ModuleList(ChoiceBlock(space.ops, c) for _ in range(space.blocks))
+        self.out_channels = c * space.blocks
+
+    def forward(self, x: Tensor, weights: dict[str, Tensor]) -> Tensor:
+        states: list[Tensor] = []  # outputs of blocks 1..i-1
+        w_ops = weights["ops"]
+        for i in range(1, self.blocks + 1):
+            cand = self.space.candidates(i)
+            node = lambda j: self.proj[i - 1](x) if j == 0 else states[j - 1]  # noqa: E731
+            if self.space.fixed[i - 1] is not None:
+                h = node(cand[0])
+                for j in cand[1:]:
+                    h = h + node(j)
+            else:
+                w = weights[f"parents_{i}"][0]
+                h = w[0] * node(0)
+                for j in range(1, i):
+                    h = h + w[j] * node(j)
+            states.append(self.choice[i - 1](h, w_ops[i - 1]))
+        w_out = weights["output"][0]
+        cat = torch.cat([w_out[i] * s for i, s in enumerate(states, start=1)], dim=1)
+        return cat + w_out[0] * self.out_proj(x)
+
+
+class Nb101OneShot(nn.Module):
+    """The NAS-Bench-1Shot1 one-shot network.
+
+    Stem 3x3 conv-BN-ReLU to ``channels``; ``layers`` search cells in 3 stacks, a 2x2 max-pool
+    (stride 2) and channel doubling before cells ``layers // 3`` and ``2 * layers // 3``
+    (9 = the reference's 3 stacks of 3); head ReLU -> 1x1 conv -> BN, global average pool,
+    linear. ``forward(x, weights)`` takes the mixed architecture weights (one tensor per
+    :meth:`Nb101CellSpace.arch_shapes` key), shared by all cells.
+    """
+
+    def __init__(self, space: Nb101CellSpace, channels: int = 16, layers: int = 9,
+                 num_classes: int = 10, in_channels: int = 3):
+        super().__init__()
+        if layers < 3:
+            raise NasbenchEvalError(
+                f"space '{space.name}' builds 3 stacks of cells (max-pool between stacks), so "
+                f"layers (total cells) must be >= 3, got {layers}; the reference uses 9")
+        if channels < 1:
+            raise NasbenchEvalError(f"channels must be >= 1, got {channels}")
+        self.space = space
+        self.stem = ConvBnRelu(in_channels, channels, 3)
+        self.pool_before = {layers // 3, 2 * layers // 3}
+        self.cells = nn.ModuleList()
+        self.pools = nn.ModuleDict()
+        c, c_in = channels, channels
+        for i in range(layers):
+            if i in self.pool_before:
+                self.pools[str(i)] = nn.MaxPool2d(2, stride=2)
+                c *= 2
+            cell = OneShotCell(space, c_in, c)
+            self.cells.append(cell)
+            c_in = cell.out_channels
+        self.head = nn.Sequential(nn.ReLU(inplace=False), nn.Conv2d(c_in, c, 1, bias=False),
+                                  nn.BatchNorm2d(c))
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c, num_classes)
+
+    def arch_shapes(self) -> dict[str, tuple[int, int]]:
+        return self.space.arch_shapes()
+
+    def forward(self, x: Tensor, weights: dict[str, Tensor]) -> Tensor:
+        h = self.stem(x)
+        for i, cell in enumerate(self.cells):
+            if i in self.pool_before:
+                h = self.pools[str(i)](h)
+            h = cell(h, weights)
+        return self.classifier(self.pool(self.head(h)).flatten(1))
+
+
+# ============================================================================ parser
+
+def _req(cond: bool, file: str, field_: str, problem: str) -> None:
+    if not cond:
+        raise SpecError(file, field_, problem)
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+@register_family(FAMILY)
+def parse_nb101_cell(data: dict[str, Any], file: str) -> Nb101CellSpace:
+    """A NAS-Bench-101-cell space: ``ops``, ``[[blocks]]`` (``parents``, optional ``fixed``),
+    ``output_parents``, optional ``dummy_node`` and ``published_size``."""
+    extra = set(data) - _TOP_KEYS
+    _req(not extra, file, sorted(extra)[0] if extra else "",
+         f"unknown field; valid fields: {', '.join(sorted(_TOP_KEYS))}")
+    for key in ("ops", "blocks", "output_parents"):
+        _req(key in data, file, key, "missing (required)")
+
+    ops = data["ops"]
+    _req(isinstance(ops, list) and len(ops) > 0, file, "ops",
+         f"must be a non-empty list of NAS-Bench-101 op labels, got {ops!r}")
+    for i, op in enumerate(ops):
+        _req(isinstance(op, str) and op in LABELS, file, f"ops[{i}]",
+             f"unknown op {op!r}; valid ops: {', '.join(LABELS)}")
+    _req(len(set(ops)) == len(ops), file, "ops", f"an op is listed twice: {ops}")
+
+    blocks = data["blocks"]
+    _req(isinstance(blocks, list) and len(blocks) > 0, file, "blocks",
+         "must be a non-empty array of tables ([[blocks]] with 'parents')")
+    block_parents: list[int] = []
+    fixed: list[tuple[int, ...] | None] = []
+    for i, b in enumerate(blocks, start=1):
+        where = f"blocks[{i - 1}]"
+        _req(isinstance(b, dict), file, where, "must be a table with 'parents'")
+        bad = set(b) - _BLOCK_KEYS
+        _req(not bad, file, f"{where}.{sorted(bad)[0] if bad else ''}",
+             f"unknown field; valid fields: {', '.join(sorted(_BLOCK_KEYS))}")
+        _req("parents" in b, file, f"{where}.parents", "missing (required)")
+        k = b["parents"]
+        _req(_is_int(k) and 1 <= k <= i, file, f"{where}.parents",
+             f"block {i} (node {i}) chooses among nodes 0..{i - 1}, so parents must be an "
+             f"integer in 1..{i}, got {k!r}")
+        f = b.get("fixed")
+        if f is not None:
+            _req(isinstance(f, list) and all(_is_int(p) for p in f), file, f"{where}.fixed",
+                 f"must be a list of node numbers, got {f!r}")
+            _req(len(f) == k, file, f"{where}.fixed",
+                 f"lists {len(f)} node(s) but parents = {k}")
+            _req(len(set(f)) == len(f) and all(0 <= p < i for p in f), file, f"{where}.fixed",
+                 f"must be distinct nodes among 0..{i - 1}, got {f}")
+            fixed.append(tuple(sorted(f)))
+        elif k == i:  # every candidate is a parent: nothing to search
+            fixed.append(tuple(range(i)))
+        else:
+            fixed.append(None)
+        block_parents.append(k)
+    n = len(block_parents)
+
+    k_out = data["output_parents"]
+    _req(_is_int(k_out) and 1 <= k_out <= n + 1, file, "output_parents",
+         f"the output chooses among nodes 0..{n}, so output_parents must be an integer in "
+         f"1..{n + 1}, got {k_out!r}")
+    dummy = data.get("dummy_node", False)
+    _req(isinstance(dummy, bool), file, "dummy_node", f"must be true or false, got {dummy!r}")
+    vertices = n + 2 + int(dummy)
+    _req(vertices <= MAX_VERTICES, file, "blocks",
+         f"{n} blocks + input + output{' + dummy node' if dummy else ''} = {vertices} vertices; "
+         f"NAS-Bench-101 allows at most {MAX_VERTICES}")
+    edges = sum(block_parents) + k_out
+    _req(edges <= MAX_EDGES, file, "output_parents",
+         f"the parents of all blocks and of the output add up to {edges} edges; NAS-Bench-101 "
+         f"allows at most {MAX_EDGES}")
+    size = data.get("published_size")
+    _req(size is None or (_is_int(size) and size >= 0), file, "published_size",
+         f"must be a non-negative integer, got {size!r}")
+    for key in ("description", "source"):
+        _req(isinstance(data.get(key, ""), str), file, key, "must be a string")
+    return Nb101CellSpace(name=data["name"], family=data["family"], ops=tuple(ops),
+                          block_parents=tuple(block_parents), fixed=tuple(fixed),
+                          output_parents=k_out, dummy_node=dummy, published_size=size,
+                          description=data.get("description", ""),
+                          source=data.get("source", ""), path=file)
+
+
+__all__ = ["Nb101CellSpace", "Nb101Genotype", "Nb101OneShot", "count_cells",
+           "parent_configurations", "parse_nb101_cell"]
+
