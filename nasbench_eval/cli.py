@@ -173,10 +173,11 @@ def list_datasets() -> None:
 
 def _add_commands() -> None:
     """Commands that live beside the code they drive."""
+    from .analysis.commands import compare_cmd, leaderboard_cmd, plot_cmd
     from .evaluate_commands import evaluate
     from .nb101.commands import data, query
 
-    for command in (evaluate, data, query):
+    for command in (evaluate, data, query, leaderboard_cmd, compare_cmd, plot_cmd):
         main.add_command(command)
 
 
