@@ -176,8 +176,9 @@ def _add_commands() -> None:
     from .analysis.commands import compare_cmd, leaderboard_cmd, plot_cmd
     from .evaluate_commands import evaluate
     from .nb101.commands import data, query
+    from .sweep_commands import sweep
 
-    for command in (evaluate, data, query, leaderboard_cmd, compare_cmd, plot_cmd):
+    for command in (evaluate, data, query, sweep, leaderboard_cmd, compare_cmd, plot_cmd):
         main.add_command(command)
 
 

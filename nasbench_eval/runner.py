@@ -144,6 +144,7 @@ def build_search(cfg: RunConfig) -> Search:
                                     data.channels).to(device)
     search = Search(cfg, device, space, data, train, val, val_eval, test, supernet, method, oracle)
     method.setup(supernet, space, cfg, search.steps_per_epoch)
+    method.bind_data({"train": train, "val": val, "val_eval": val_eval})
     return search
 
 

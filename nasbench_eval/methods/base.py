@@ -54,6 +54,9 @@ class Method(Protocol):
         """One search step. Returns device tensors (no host sync): at least ``train_loss``,
         ``train_correct`` and ``train_count`` summed over the batch's examples."""
 
+    def bind_data(self, streams: dict[str, Any]) -> None:
+        """Receive the run's data streams (called once after ``setup``)."""
+
     def end_epoch(self, epoch: int) -> dict[str, float]:
         """Advance schedules after epoch ``epoch`` (0-based); returns values to log. A
         ``stop_reason`` entry (text) ends the search after this epoch (e.g. early stopping);
@@ -147,6 +150,11 @@ class GradientMethod:
                                           betas=cfg.alpha_betas,
                                           weight_decay=cfg.alpha_weight_decay)
 
+    def bind_data(self, streams: dict[str, Any]) -> None:
+        """The run's data streams (``train``, ``val``, ``val_eval``), for methods that must
+        change augmentation over the search (R-DARTS's cutout ramp) or score architectures
+        on search-val themselves (random-ws). Most methods ignore them."""
+
     # ------------------------------------------------------------------ pieces
     def loss(self, batch: Batch, weights: ArchWeights) -> tuple[Tensor, Tensor]:
         x, y = batch
@@ -223,8 +231,9 @@ class GradientMethod:
     def end_epoch(self, epoch: int) -> dict[str, float]:
         out = {"lr": self.lr}
         k = self.cfg.hessian_every
+        # epochs 0, k, 2k, ... and the last, as RobustDARTS's report_freq_hessian
         if k and self.alphas and self._last_val_batch is not None and (
-                (epoch + 1) % k == 0 or epoch + 1 == self.cfg.epochs):
+                epoch % k == 0 or epoch + 1 == self.cfg.epochs):
             out["hessian_eig"] = self.hessian_eigenvalue(self._last_val_batch)
         self.epoch = epoch + 1
         self._set_lr(self.epoch)

@@ -38,6 +38,8 @@ class OneShotOracle:
 
     def score(self, genotype: Genotype, ctx: OracleContext) -> dict[str, Any]:
         model = copy.deepcopy(ctx.supernet)
+        if hasattr(model, "drop_path_prob"):  # the discrete net is scored without drop-path
+            model.drop_path_prob = 0.0
         weights = ctx.space.discrete_weights(genotype, ctx.device)
         bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         for bn in bns:

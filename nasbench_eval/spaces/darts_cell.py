@@ -4,14 +4,31 @@ The architecture weights are an argument of :meth:`DartsSupernet.forward`, not s
 model: a method computes them (softmax, perturbed softmax, Max-W, fixed, one-hot) and passes
 the tensors in. That keeps the model free of method branches and the weights differentiable
 or capturable as the method needs.
+
+Drop-path (ScheduledDropPath, used by R-DARTS(DP)) is off unless a method sets
+``DartsSupernet.drop_path_prob`` > 0; it acts in train mode only, with torch's global RNG.
+``drop_path_scope`` says what is dropped: ``"op"`` each non-identity candidate's output (the
+convention of DARTS's evaluation network, identity ops are never dropped) or ``"edge"`` the
+whole mixed output of an edge, identity included (RobustDARTS's search model).
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 
-from .ops import OPS, FactorizedReduce, ReLUConvBN, build_op
+from .ops import OPS, FactorizedReduce, Identity, ReLUConvBN, build_op
 from .spec import SearchSpace
+
+DROP_PATH_SCOPES = ("op", "edge")
+
+
+def drop_path(x: Tensor, p: float) -> Tensor:
+    """Zero whole examples of ``x`` with probability ``p`` (one Bernoulli draw per example,
+    torch's global RNG), scaling the kept ones by 1 / (1 - p) so the expectation is ``x``."""
+    keep = 1.0 - p
+    mask = torch.empty((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype,
+                       device=x.device).bernoulli_(keep)
+    return x * (mask / keep)
 
 
 class MixedEdge(nn.Module):
@@ -27,10 +44,15 @@ class MixedEdge(nn.Module):
         self.columns = [k for k, name in enumerate(op_names) if not OPS[name].is_zero]
         self.ops = nn.ModuleList(build_op(op_names[k], channels, stride) for k in self.columns)
 
-    def forward(self, x: Tensor, w: Tensor) -> Tensor:
+    def forward(self, x: Tensor, w: Tensor, drop_prob: float = 0.0) -> Tensor:
+        """``drop_prob`` > 0 (train mode only): drop-path on every non-identity candidate."""
+        drop = drop_prob > 0.0 and self.training
         out = None
         for k, op in zip(self.columns, self.ops):
-            y = w[k] * op(x)
+            h = op(x)
+            if drop and not isinstance(op, Identity):
+                h = drop_path(h, drop_prob)
+            y = w[k] * h
             out = y if out is None else out + y
         return out
 
@@ -51,13 +73,19 @@ class SearchCell(nn.Module):
         )
         self.out_channels = c * space.nodes
 
-    def forward(self, s0: Tensor, s1: Tensor, w: Tensor) -> Tensor:
+    def forward(self, s0: Tensor, s1: Tensor, w: Tensor, drop_prob: float = 0.0,
+                drop_scope: str = "op") -> Tensor:
+        drop = drop_prob > 0.0 and self.training
+        op_prob = drop_prob if drop and drop_scope == "op" else 0.0
+        edge_drop = drop and drop_scope == "edge"
         states = [self.pre0(s0), self.pre1(s1)]
         e = 0
         for _ in range(self.nodes):
             total = None
             for j, h in enumerate(states):
-                y = self.edges[e + j](h, w[e + j])
+                y = self.edges[e + j](h, w[e + j], op_prob)
+                if edge_drop:
+                    y = drop_path(y, drop_prob)
                 total = y if total is None else total + y
             e += len(states)
             states.append(total)
@@ -95,12 +123,20 @@ class DartsSupernet(nn.Module):
             c_pp, c_p = c_p, cell.out_channels
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_p, num_classes)
+        self.drop_path_prob: float = 0.0
+        """Drop-path probability in train mode (0: off, no cost); set by a method per epoch."""
+        self.drop_path_scope: str = "op"
+        """What drop-path drops: ``"op"`` (non-identity candidates) or ``"edge"`` (whole edges)."""
 
     def arch_shapes(self) -> dict[str, tuple[int, int]]:
         return self.space.arch_shapes()
 
     def forward(self, x: Tensor, weights: dict[str, Tensor]) -> Tensor:
+        p = float(self.drop_path_prob) if self.training else 0.0
+        if p and self.drop_path_scope not in DROP_PATH_SCOPES:
+            raise ValueError(f"drop_path_scope must be one of {', '.join(DROP_PATH_SCOPES)}, "
+                             f"got {self.drop_path_scope!r}")
         s0 = s1 = self.stem(x)
         for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1, weights[cell.cell_type])
+            s0, s1 = s1, cell(s0, s1, weights[cell.cell_type], p, self.drop_path_scope)
         return self.classifier(self.pool(s1).flatten(1))

@@ -112,6 +112,41 @@ class SearchSpace:
         """Distinct (normal, reduce) pairs."""
         return math.prod(self.count_cells(c) for c in CELL_TYPES)
 
+    def sample_genotype(self, generator: Any):
+        """A genotype drawn uniformly from the discrete cells :meth:`count_cells` counts,
+        independently for the normal and the reduction cell.
+
+        Per node, the pair of incoming edges is drawn with probability proportional to the
+        number of discrete cells through it (the product of the two edges' non-``none`` op
+        counts), then one non-``none`` op per edge uniformly: every genotype has probability
+        1 / count_cells. Within a node the lower source state comes first, so the two orders
+        of one cell never both occur. ``generator``: a CPU ``torch.Generator``, the only
+        source of randomness.
+        """
+        import torch
+
+        from .genotype import Genotype
+
+        def draw(n: int) -> int:
+            return int(torch.randint(n, (1,), generator=generator))
+
+        cells = {}
+        for cell in CELL_TYPES:
+            real = [[o for o in ops if not OPS[o].is_zero] for ops in self.edge_ops[cell]]
+            pairs: list[tuple[str, int]] = []
+            for node in range(self.nodes):
+                ids = [i for i, (_, tgt) in enumerate(self.edges) if tgt == node]
+                options = list(combinations(ids, 2))
+                weights = torch.tensor([float(len(real[a]) * len(real[b])) for a, b in options],
+                                       dtype=torch.float64)
+                a, b = options[int(torch.multinomial(weights, 1, generator=generator))]
+                for e in (a, b):
+                    pairs.append((real[e][draw(len(real[e]))], self.edges[e][0]))
+            cells[cell] = tuple(pairs)
+        concat = tuple(range(2, 2 + self.nodes))
+        return Genotype(normal=cells["normal"], reduce=cells["reduce"], normal_concat=concat,
+                        reduce_concat=concat)
+
     # ------------------------------------------------------------- family interface
     def build_supernet(self, channels: int, layers: int, num_classes: int, in_channels: int):
         from .darts_cell import DartsSupernet

@@ -1,0 +1,145 @@
+"""``nasbench-eval sweep``: a thin click layer over :func:`nasbench_eval.sweep.run_sweep`.
+
+A standalone command (``main.add_command(sweep)`` wires it into the CLI group); it also runs
+alone as ``python -m nasbench_eval.sweep_commands``.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from .errors import NasbenchEvalError
+
+
+def _parse_kv(text: str, hint: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` with VALUE read as JSON when it is JSON (numbers, true, lists), else text."""
+    if "=" not in text:
+        raise click.BadParameter(f"'{text}' is not KEY=VALUE", param_hint=hint)
+    key, value = text.split("=", 1)
+    try:
+        parsed: Any = json.loads(value)
+    except ValueError:
+        parsed = value
+    return key.strip().replace("-", "_"), parsed
+
+
+def _method_flags() -> dict[str, tuple[Any, str, list[str]]]:
+    """Every option a registered method declares: name -> (default, help, methods)."""
+    from .methods import load_all
+
+    flags: dict[str, tuple[Any, str, list[str]]] = {}
+    for name, cls in sorted(load_all().items()):
+        for opt, default in getattr(cls, "options", {}).items():
+            _, help_, users = flags.get(opt, (default, cls.option_help.get(opt, ""), []))
+            flags[opt] = (default, help_, users + [name])
+    return flags
+
+
+_FLAGS = _method_flags()
+
+
+def _with_method_flags(fn):
+    for opt, (default, help_, users) in reversed(list(_FLAGS.items())):
+        kind = type(default) if isinstance(default, (int, float, str, bool)) else str
+        fn = click.option(f"--{opt.replace('_', '-')}", opt, default=None, type=kind,
+                          help=f"{help_} [{', '.join(users)}; default {default}]".strip())(fn)
+    return fn
+
+
+# run settings with a flag of their own (the rest: --set KEY=VALUE); all default to "not given"
+_SETTING_FLAGS = ("epochs", "layers", "channels", "batch_size", "train_portion", "w_lr",
+                  "alpha_lr", "lr_schedule", "lr_power", "hessian_every", "max_steps_per_epoch",
+                  "oracle", "device", "data_root")
+
+
+@click.command(context_settings={"max_content_width": 110, "help_option_names": ["-h", "--help"]})
+@click.argument("sweep_file", required=False, type=click.Path(dir_okay=False))
+@click.option("--methods", help="Comma-separated methods, e.g. darts,sdarts-rs.")
+@click.option("--spaces", help="Comma-separated spaces (names or spec .toml paths).")
+@click.option("--datasets", help="Comma-separated datasets [default: digits].")
+@click.option("--seeds", help="Seeds: 0-9, 0,2,5 or 3 [default: 0].")
+@click.option("--name", help="Sweep name, the prefix of the sweep id [default: sweep].")
+@click.option("--epochs", type=int, help="Search epochs [default: 50].")
+@click.option("--layers", type=int, help="Cells in the supernet [default: 8].")
+@click.option("--channels", type=int, help="Initial channels [default: 16].")
+@click.option("--batch-size", type=int, help="Default: each method's (64; msr 128).")
+@click.option("--train-portion", type=float, help="Default: each method's (0.5; msr 0.8).")
+@click.option("--w-lr", type=float, help="[default: 0.025]")
+@click.option("--alpha-lr", type=float, help="[default: 3e-4]")
+@click.option("--lr-schedule", type=click.Choice(["cosine", "cosine-power"]),
+              help="w learning-rate schedule [default: cosine].")
+@click.option("--lr-power", type=float, help="p of cosine power annealing [default: 2].")
+@click.option("--hessian-every", type=int, help="Hessian eigenvalue every k epochs [default: 0, off].")
+@click.option("--max-steps-per-epoch", type=int, help="Cap steps per epoch (quick looks).")
+@click.option("--oracle", help="Anytime scorer [default: supernet].")
+@click.option("-s", "--set", "sets", multiple=True, metavar="KEY=VALUE",
+              help="Any other run setting (repeatable), e.g. -s bn_recalibration_batches=5.")
+@click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="Method option (repeatable); given to the methods that have it.")
+@click.option("--device", help="auto, cpu, cuda (local executor without --gpus).")
+@click.option("--data-root", help="Dataset cache directory.")
+@click.option("--out", help="Directory of the run directories and of sweeps/ [default: results].")
+@click.option("--executor", type=click.Choice(["local", "ray"]),
+              help="local: this machine (sequential on CPU, one worker per GPU); "
+                   "ray: one Ray task per run [default: local].")
+@click.option("--gpus", type=int, help="GPUs to use: local runs one worker per GPU; ray gives "
+                                       "each run one GPU, at most N at a time [default: 0].")
+@click.option("--ray-address", help="Ray cluster to join (auto, ray://host:10001); "
+                                    "default: start a local Ray instance.")
+@click.option("--cpus-per-run", type=int,
+              help="CPU threads of each run (Ray: the task's num_cpus) [default: local torch's "
+                   "choice, ray 1].")
+@click.option("--dry-run", is_flag=True, help="Print the grid and what would run; run nothing.")
+@click.option("--quiet", is_flag=True, help="No progress lines, only the final counts.")
+@_with_method_flags
+def sweep(sweep_file: str | None, sets: tuple[str, ...], options: tuple[str, ...],
+          executor: str | None, gpus: int | None, ray_address: str | None,
+          cpus_per_run: int | None, dry_run: bool, quiet: bool, **kwargs: Any) -> None:
+    """Run a grid of searches: methods x spaces x datasets x seeds.
+
+    The grid comes from the flags or from SWEEP_FILE (TOML, or YAML with PyYAML), whose
+    values the flags override. Every run is an ordinary run directory OUT/<run-id>; the
+    index is OUT/sweeps/<sweep-id>.json. Rerunning the same command skips finished runs and
+    resumes interrupted ones.
+
+    \b
+    nasbench-eval sweep --methods darts,sdarts-rs --spaces s2,s3 --seeds 0-9 --epochs 50
+    nasbench-eval sweep studies/smoke.toml --executor ray --gpus 4
+    """
+    from .sweep import run_sweep
+
+    method_options = dict(_parse_kv(o, "--option") for o in options)
+    for flag in _FLAGS:
+        value = kwargs.pop(flag)
+        if value is not None:
+            method_options[flag] = (_parse_kv(f"{flag}={value}", f"--{flag}")[1]
+                                    if isinstance(value, str) else value)
+    grid = {k: v for k, v in kwargs.items() if v is not None}
+    origins = {k: f"--{k.replace('_', '-')}" for k in grid}
+    for text in sets:
+        key, value = _parse_kv(text, "--set")
+        grid[key], origins[key] = value, f"--set {key}"
+    if method_options:
+        grid["options"] = method_options
+        origins["options"] = "--option"
+    try:
+        doc = run_sweep(sweep_file, executor=executor, gpus=gpus, ray_address=ray_address,
+                        cpus_per_run=cpus_per_run, dry_run=dry_run, quiet=quiet,
+                        origins=origins, **grid)
+    except NasbenchEvalError as exc:
+        raise click.ClickException(str(exc)) from None
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: rerun the same command to resume the sweep", err=True)
+        sys.exit(130)
+    if not dry_run:
+        failed = [c for c in doc["cells"] if c["status"] == "failed"]
+        if failed:
+            raise click.ClickException(f"{len(failed)} of {len(doc['cells'])} runs failed "
+                                       f"(errors in the index; rerun to retry them)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sweep()
