@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from .cli_common import parse_kv, pop_method_flags, with_method_flags
 from .config import RunConfig
 from .errors import NasbenchEvalError
 
@@ -20,45 +21,7 @@ def main() -> None:
     """nasbench-eval: differentiable NAS searches, anytime scoring, results you can compare."""
 
 
-def _parse_option(text: str) -> tuple[str, Any]:
-    if "=" not in text:
-        raise click.BadParameter(f"'{text}' is not KEY=VALUE", param_hint="--option / --oracle-option")
-    key, value = text.split("=", 1)
-    import json
-
-    try:
-        parsed: Any = json.loads(value)
-    except ValueError:
-        parsed = value
-    return key.strip().replace("-", "_"), parsed
-
-
 _D = RunConfig()
-
-
-def _collect_method_flags() -> dict[str, tuple[Any, str, list[str]]]:
-    """Every option any method declares: name -> (default, help, methods that take it)."""
-    from .methods import load_all
-
-    flags: dict[str, tuple[Any, str, list[str]]] = {}
-    for name, cls in sorted(load_all().items()):
-        for opt, default in getattr(cls, "options", {}).items():
-            _, help_, users = flags.get(opt, (default, cls.option_help.get(opt, ""), []))
-            flags[opt] = (default, help_, users + [name])
-    return flags
-
-
-_METHOD_FLAGS = _collect_method_flags()
-
-
-def _method_option_flags(fn):
-    """One ``--flag`` per method option, generated from the registry (no per-method code)."""
-    for opt, (default, help_, users) in reversed(list(_METHOD_FLAGS.items())):
-        kind = type(default) if isinstance(default, (int, float, str, bool)) else str
-        text = f"{help_} [{', '.join(users)}; default {default}]".strip()
-        fn = click.option(f"--{opt.replace('_', '-')}", opt, default=None, type=kind,
-                          help=text)(fn)
-    return fn
 
 
 @main.command(context_settings={"max_content_width": 110})
@@ -94,20 +57,16 @@ def _method_option_flags(fn):
 @click.option("--data-root", default=None, help="Dataset cache (default $NASBENCH_EVAL_DATA or ~/.cache/nasbench-eval/data).")
 @click.option("--resume", is_flag=True, help="Continue the run with these settings from its last finished epoch.")
 @click.option("--quiet", is_flag=True, help="No progress bar or per-epoch lines.")
-@_method_option_flags
+@with_method_flags
 def run(options: tuple[str, ...], oracle_options: tuple[str, ...], resume: bool, quiet: bool,
         **kwargs: Any) -> None:
     """Run one architecture search and write results/<run-id>/."""
     from .runner import read_summary, run as run_search
 
-    method_options = dict(_parse_option(o) for o in options)
-    for flag in _METHOD_FLAGS:
-        value = kwargs.pop(flag)
-        if value is not None:  # untyped options (default None) arrive as text: parse like -o
-            method_options[flag] = _parse_option(f"{flag}={value}")[1] if isinstance(value, str) else value
+    method_options = pop_method_flags(kwargs, options)
     try:
         cfg = RunConfig(**kwargs, method_options=method_options, progress=not quiet,
-                        oracle_options=dict(_parse_option(o) for o in oracle_options))
+                        oracle_options=dict(parse_kv(o, "--oracle-option") for o in oracle_options))
         run_dir = run_search(cfg, resume=resume)
     except (NasbenchEvalError, ValueError) as exc:
         _fail(exc)

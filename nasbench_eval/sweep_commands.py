@@ -5,51 +5,15 @@ alone as ``python -m nasbench_eval.sweep_commands``.
 """
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
 import click
 
+from .cli_common import parse_kv, pop_method_flags, with_method_flags
 from .errors import NasbenchEvalError
 
 
-def _parse_kv(text: str, hint: str) -> tuple[str, Any]:
-    """``KEY=VALUE`` with VALUE read as JSON when it is JSON (numbers, true, lists), else text."""
-    if "=" not in text:
-        raise click.BadParameter(f"'{text}' is not KEY=VALUE", param_hint=hint)
-    key, value = text.split("=", 1)
-    try:
-        parsed: Any = json.loads(value)
-    except ValueError:
-        parsed = value
-    return key.strip().replace("-", "_"), parsed
-
-
-def _method_flags() -> dict[str, tuple[Any, str, list[str]]]:
-    """Every option a registered method declares: name -> (default, help, methods)."""
-    from .methods import load_all
-
-    flags: dict[str, tuple[Any, str, list[str]]] = {}
-    for name, cls in sorted(load_all().items()):
-        for opt, default in getattr(cls, "options", {}).items():
-            _, help_, users = flags.get(opt, (default, cls.option_help.get(opt, ""), []))
-            flags[opt] = (default, help_, users + [name])
-    return flags
-
-
-_FLAGS = _method_flags()
-
-
-def _with_method_flags(fn):
-    for opt, (default, help_, users) in reversed(list(_FLAGS.items())):
-        kind = type(default) if isinstance(default, (int, float, str, bool)) else str
-        fn = click.option(f"--{opt.replace('_', '-')}", opt, default=None, type=kind,
-                          help=f"{help_} [{', '.join(users)}; default {default}]".strip())(fn)
-    return fn
-
-
-# run settings with a flag of their own (the rest: --set KEY=VALUE); all default to "not given"
 _SETTING_FLAGS = ("epochs", "layers", "channels", "batch_size", "train_portion", "w_lr",
                   "alpha_lr", "lr_schedule", "lr_power", "hessian_every", "max_steps_per_epoch",
                   "oracle", "device", "data_root")
@@ -94,7 +58,7 @@ _SETTING_FLAGS = ("epochs", "layers", "channels", "batch_size", "train_portion",
                    "choice, ray 1].")
 @click.option("--dry-run", is_flag=True, help="Print the grid and what would run; run nothing.")
 @click.option("--quiet", is_flag=True, help="No progress lines, only the final counts.")
-@_with_method_flags
+@with_method_flags
 def sweep(sweep_file: str | None, sets: tuple[str, ...], options: tuple[str, ...],
           executor: str | None, gpus: int | None, ray_address: str | None,
           cpus_per_run: int | None, dry_run: bool, quiet: bool, **kwargs: Any) -> None:
@@ -111,16 +75,11 @@ def sweep(sweep_file: str | None, sets: tuple[str, ...], options: tuple[str, ...
     """
     from .sweep import run_sweep
 
-    method_options = dict(_parse_kv(o, "--option") for o in options)
-    for flag in _FLAGS:
-        value = kwargs.pop(flag)
-        if value is not None:
-            method_options[flag] = (_parse_kv(f"{flag}={value}", f"--{flag}")[1]
-                                    if isinstance(value, str) else value)
+    method_options = pop_method_flags(kwargs, options)
     grid = {k: v for k, v in kwargs.items() if v is not None}
     origins = {k: f"--{k.replace('_', '-')}" for k in grid}
     for text in sets:
-        key, value = _parse_kv(text, "--set")
+        key, value = parse_kv(text, "--set")
         grid[key], origins[key] = value, f"--set {key}"
     if method_options:
         grid["options"] = method_options

@@ -24,13 +24,13 @@ SPREAD_METRICS = {"test_error": "test_error_spread", "val_error": "val_error_spr
 
 
 def baselines_dir() -> Path:
-    """``$NASBENCH_EVAL_BASELINES``, else the source tree's ``baselines/``, else the copy
-    inside an installed wheel (``nasbench_eval/_baselines``)."""
+    """``$NASBENCH_EVAL_BASELINES``, else the copy inside an installed wheel
+    (``nasbench_eval/_baselines``), else the source tree's ``baselines/`` (as spec_dir)."""
     env = os.environ.get("NASBENCH_EVAL_BASELINES")
     if env:
         return Path(env)
     here = Path(__file__).resolve().parent
-    for cand in (here.parent.parent / "baselines", here.parent / "_baselines"):
+    for cand in (here.parent / "_baselines", here.parent.parent / "baselines"):
         if cand.is_dir() and any(cand.glob("*.csv")):
             return cand
     raise AnalysisError("cannot find the published baselines (baselines/*.csv); set "

@@ -126,16 +126,21 @@ class GradientMethod:
     def adapt_space(self, space: SearchSpace) -> SearchSpace:
         return space
 
-    def setup(self, supernet: nn.Module, space: SearchSpace, cfg: RunConfig,
-              steps_per_epoch: int) -> None:
-        self.supernet, self.space, self.cfg = supernet, space, cfg
-        self.steps_per_epoch = steps_per_epoch
+    def resolve_options(self, cfg: RunConfig) -> dict[str, Any]:
+        """This method's options: declared defaults overridden by ``cfg.method_options``;
+        an option the method does not declare is refused, naming the valid ones."""
         bad = set(cfg.method_options) - set(self.options)
         if bad:
             raise NasbenchEvalError(
                 f"method '{self.name}' has no option(s) {', '.join(sorted(bad))}; "
                 f"valid options: {', '.join(sorted(self.options)) or '(none)'}")
-        self.opts = {**self.options, **cfg.method_options}
+        return {**self.options, **cfg.method_options}
+
+    def setup(self, supernet: nn.Module, space: SearchSpace, cfg: RunConfig,
+              steps_per_epoch: int) -> None:
+        self.supernet, self.space, self.cfg = supernet, space, cfg
+        self.steps_per_epoch = steps_per_epoch
+        self.opts = self.resolve_options(cfg)
         device = next(supernet.parameters()).device
         self.alphas: ArchWeights = {
             cell: (cfg.alpha_init_scale * torch.randn(*shape, device=device)).requires_grad_()

@@ -127,12 +127,7 @@ class Msr(GradientMethod):
               steps_per_epoch: int) -> None:
         self.supernet, self.space, self.cfg = supernet, space, cfg
         self.steps_per_epoch = steps_per_epoch
-        bad = set(cfg.method_options) - set(self.options)
-        if bad:
-            raise NasbenchEvalError(
-                f"method '{self.name}' has no option(s) {', '.join(sorted(bad))}; "
-                f"valid options: {', '.join(sorted(self.options))}")
-        self.opts = {**self.options, **cfg.method_options}
+        self.opts = self.resolve_options(cfg)
         if self.opts["msr_mixing"] not in MIXINGS:
             raise NasbenchEvalError(f"msr_mixing must be one of {', '.join(MIXINGS)}, got "
                                     f"{self.opts['msr_mixing']!r}")

@@ -96,12 +96,7 @@ class RandomWS(GradientMethod):
               steps_per_epoch: int) -> None:
         self.supernet, self.space, self.cfg = supernet, space, cfg
         self.steps_per_epoch = steps_per_epoch
-        bad = set(cfg.method_options) - set(self.options)
-        if bad:
-            raise NasbenchEvalError(
-                f"method '{self.name}' has no option(s) {', '.join(sorted(bad))}; "
-                f"valid options: {', '.join(sorted(self.options))}")
-        self.opts = {**self.options, **cfg.method_options}
+        self.opts = self.resolve_options(cfg)
         for key, low in (("rws_samples", 1), ("rws_eval_batches", 0), ("rws_top", 0),
                          ("rws_select_every", 0)):
             v = self.opts[key]
