@@ -301,6 +301,9 @@ def run(cfg: RunConfig | None = None, *, resume: bool = False,
     except KeyboardInterrupt:
         finish("interrupted")
         raise
+    except Exception as exc:  # recorded so a sweep or a reader sees it; --resume retries
+        finish("failed", error=f"{type(exc).__name__}: {exc}")
+        raise
     finally:
         bar.close()
     finish("finished")

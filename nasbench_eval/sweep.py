@@ -821,6 +821,8 @@ class SweepIndex:
                              final_test_error=summary.get("final_test_error"))
                 if status in DONE:
                     entry.update(status=status, error=summary.get("error"), traceback=None)
+                elif status == "failed":  # the runner recorded the exception itself
+                    entry.update(status="failed", error=entry["error"] or summary.get("error"))
                 elif entry["status"] != "failed":
                     entry["status"] = "interrupted"  # running or interrupted: nobody drives it
             doc["cells"].append(entry)

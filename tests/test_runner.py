@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -123,3 +124,23 @@ def test_a_method_can_stop_the_search_early(tiny_cfg, monkeypatch):
     assert summary["stopped_early_at_epoch"] == 1 and summary["stop_reason"] == "planted stop"
     assert "stop_reason" not in read_metrics(run_dir)[0]
     assert run(replace(tiny_cfg, epochs=4), resume=True) == run_dir  # finished: nothing to do
+
+
+def test_an_exception_is_recorded_as_failed_and_resume_retries(tiny_cfg, monkeypatch):
+    original = Darts.end_epoch
+
+    def broken(self, epoch):
+        if epoch == 1:
+            raise RuntimeError("out of memory (planted)")
+        return original(self, epoch)
+
+    monkeypatch.setattr(Darts, "end_epoch", broken)
+    with pytest.raises(RuntimeError):
+        run(replace(tiny_cfg, epochs=3))
+    (run_dir,) = Path(tiny_cfg.out).iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "failed" and "out of memory (planted)" in summary["error"]
+    monkeypatch.setattr(Darts, "end_epoch", original)
+    run(replace(tiny_cfg, epochs=3), resume=True)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["epochs_done"] == 3

@@ -89,7 +89,7 @@ def leaderboard(runs: pd.DataFrame, metric: str = "final", *, ci: float = 0.95,
 
     ``metric``: ``final`` | ``best`` | ``anytime-at-E`` (see :func:`metric_values`). Error
     columns (``*_pct``) are percent. ``n`` counts the runs that give a value; ``n_finished``,
-    ``n_diverged`` and ``n_unfinished`` (running or interrupted) count all runs of the row;
+    ``n_diverged`` and ``n_unfinished`` (running, interrupted or failed) count all runs of the row;
     ``n_stopped_early``: finished runs that a method ended early (e.g. DARTS-ES).
     ``std_pct`` is the sample standard deviation (ddof 1); ``q25/q75`` use linear
     interpolation; ``ci_*_pct`` is a percentile bootstrap of the mean (``n_boot`` resamples,
@@ -299,7 +299,7 @@ def format_leaderboard(table: pd.DataFrame) -> str:
 def _legend(meta: dict[str, Any], published: bool) -> str:
     kind, e = parse_metric(meta["metric"])
     lines = [
-        "runs/fin/div/unf: all runs / finished / diverged / unfinished (running or "
+        "runs/fin/div/unf: all runs / finished / diverged / unfinished (running, failed or "
         "interrupted); n: runs that give a value"
         + {"anytime": f" (completed {e} epochs)", "evaluated": " (finished evaluations)"
            }.get(kind, " (finished)") + ".",

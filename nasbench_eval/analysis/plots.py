@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .runs import AnalysisError, _as_runs, describe_metric, load_metrics, metric_values
+from .runs import UNFINISHED, AnalysisError, _as_runs, describe_metric, load_metrics, metric_values
 
 PLOT_KINDS = ("anytime", "hessian", "seeds", "cd", "param-free")
 PANEL_W, PANEL_H = 3.4, 2.7  # inches: two panels fit a two-column paper's text width
@@ -149,7 +149,7 @@ def _method_labels(df: pd.DataFrame, value: str) -> dict[str, str]:
         extra = []
         if (g["status"] == "diverged").any():
             extra.append(f"{int((g['status'] == 'diverged').sum())} div.")
-        unf = int(g["status"].isin(["running", "interrupted"]).sum())
+        unf = int(g["status"].isin(UNFINISHED).sum())
         if unf:
             extra.append(f"{unf} unf.")
         labels[m] = f"{m}\nn={n}" + ("\n" + ", ".join(extra) if extra else "")

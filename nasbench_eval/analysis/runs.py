@@ -23,8 +23,8 @@ import pandas as pd
 
 from ..errors import NasbenchEvalError
 
-STATUSES = ("finished", "diverged", "running", "interrupted")
-UNFINISHED = ("running", "interrupted")
+STATUSES = ("finished", "diverged", "running", "interrupted", "failed")
+UNFINISHED = ("running", "interrupted", "failed")
 REQUIRED_SUMMARY_FIELDS = ("run_id", "method", "space", "dataset", "seed", "status")
 RUN_COLUMNS = ["run_id", "method", "space", "dataset", "seed", "status", "epochs", "epochs_done",
                "final_test_error", "best_test_error", "final_val_acc",
