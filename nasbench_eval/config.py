@@ -71,6 +71,13 @@ class RunConfig:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.train_portion is not None and not 0.0 < self.train_portion < 1.0:
             raise ValueError(f"train_portion must be in (0, 1), got {self.train_portion}")
+        if self.max_steps_per_epoch is not None and (
+                not isinstance(self.max_steps_per_epoch, int) or self.max_steps_per_epoch < 1):
+            raise ValueError(f"max_steps_per_epoch must be a positive integer or None, got "
+                             f"{self.max_steps_per_epoch!r}")
+        if not isinstance(self.bn_recalibration_batches, int) or self.bn_recalibration_batches < 1:
+            raise ValueError(f"bn_recalibration_batches must be >= 1 (the one-shot oracle "
+                             f"re-estimates BN on them), got {self.bn_recalibration_batches!r}")
         if self.hessian_every < 0:
             raise ValueError(f"hessian_every must be >= 0, got {self.hessian_every}")
 

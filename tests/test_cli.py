@@ -78,3 +78,9 @@ def test_unavailable_cuda_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     res = invoke("run", "--device", "cuda", "--out", str(tmp_path), *TINY)
     assert res.exit_code != 0 and "CUDA is not available" in res.output
+
+
+def test_nonsense_step_caps_are_refused(tmp_path):
+    res = invoke("run", "--max-steps-per-epoch", "-1", "--out", str(tmp_path))
+    assert res.exit_code != 0 and "max_steps_per_epoch must be a positive integer" in res.output
+    assert not any(tmp_path.iterdir())

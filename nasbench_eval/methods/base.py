@@ -183,7 +183,8 @@ class GradientMethod:
         keys = list(self.alphas)
 
         def loss(a: list[Tensor]) -> Tensor:
-            with torch.random.fork_rng(devices=[]):
+            dev = batch[0].device
+            with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
                 torch.manual_seed(0)
                 return self.loss(batch, self.mixing(dict(zip(keys, a))))[0]
 
@@ -220,7 +221,7 @@ class GradientMethod:
         nn.utils.clip_grad_norm_(self.w_params, self.cfg.grad_clip)
         self.w_opt.step()
         y = batch[1]
-        n = torch.tensor(float(len(y)), device=y.device)
+        n = torch.full((), float(len(y)), device=y.device)  # a fill, not a blocking copy
         return {"train_loss": loss.detach() * n,
                 "train_correct": (logits.detach().argmax(1) == y).sum().float(),
                 "train_count": n}
