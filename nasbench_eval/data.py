@@ -236,36 +236,63 @@ class BatchStream:
     def normalize(self, x: Tensor) -> Tensor:
         return x.float() * self.scale - self.shift
 
-    def _augment(self, x: Tensor, g: torch.Generator | None) -> Tensor:
+    def _draw(self, n: int, g: torch.Generator | None) -> dict[str, Tensor]:
+        """The random augmentation parameters of ``n`` images, drawn on the CPU generator and
+        moved to the device in one copy (per epoch, not per batch: no sync inside a step)."""
+        a = self.augment
+        h, w = int(self.x.shape[2]), int(self.x.shape[3])
+        params: dict[str, Tensor] = {}
+        if a.crop_padding:
+            params["offsets"] = torch.randint(0, 2 * a.crop_padding + 1, (2, n), generator=g)
+        if a.hflip:
+            params["flip"] = torch.rand(n, generator=g) < 0.5
+        if a.cutout:
+            params["centres"] = torch.stack([torch.randint(0, h, (n,), generator=g),
+                                             torch.randint(0, w, (n,), generator=g)])
+            params["cutout"] = torch.rand(n, generator=g) < a.cutout_prob
+        if not params:
+            return params
+        # one transfer for the whole epoch
+        keys = list(params)
+        flat = torch.cat([params[k].reshape(-1).long() for k in keys]).to(self.device)
+        out, i = {}, 0
+        for k in keys:
+            m = params[k].numel()
+            out[k] = flat[i:i + m].view(params[k].shape)
+            i += m
+        return out
+
+    @staticmethod
+    def _slice(params: dict[str, Tensor], lo: int, hi: int) -> dict[str, Tensor]:
+        return {k: v[..., lo:hi] for k, v in params.items()}
+
+    def _augment(self, x: Tensor, params: dict[str, Tensor]) -> Tensor:
+        """Random crop (zero padding of the raw pixels, as torchvision) and horizontal flip."""
         a = self.augment
         b, c, h, w = x.shape
         if a.crop_padding:
             p = a.crop_padding
-            xp = torch.nn.functional.pad(x, (p, p, p, p))  # pads raw pixels with 0, as torchvision
-            oy = torch.randint(0, 2 * p + 1, (b,), generator=g, device="cpu").to(x.device)
-            ox = torch.randint(0, 2 * p + 1, (b,), generator=g, device="cpu").to(x.device)
+            xp = torch.nn.functional.pad(x, (p, p, p, p))
+            oy, ox = params["offsets"]
             rows = (oy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
             cols = (ox[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
             x = xp[torch.arange(b, device=x.device)[:, None, None, None],
                    torch.arange(c, device=x.device)[None, :, None, None], rows, cols]
         if a.hflip:
-            flip = (torch.rand(b, generator=g, device="cpu") < 0.5).to(x.device)
-            x = torch.where(flip.view(-1, 1, 1, 1), x.flip(3), x)
+            x = torch.where(params["flip"].bool().view(-1, 1, 1, 1), x.flip(3), x)
         return x
 
-    def _cutout(self, x: Tensor, g: torch.Generator | None) -> Tensor:
+    def _cutout(self, x: Tensor, params: dict[str, Tensor]) -> Tensor:
         """Zero one square per image (centre uniform over the image, clipped at the border)."""
         a = self.augment
-        b, _, h, w = x.shape
-        cy = torch.randint(0, h, (b,), generator=g, device="cpu").to(x.device)
-        cx = torch.randint(0, w, (b,), generator=g, device="cpu").to(x.device)
-        apply = (torch.rand(b, generator=g, device="cpu") < a.cutout_prob).to(x.device)
+        h, w = x.shape[2], x.shape[3]
+        cy, cx = params["centres"]
         half = a.cutout // 2
         rows = torch.arange(h, device=x.device)
         cols = torch.arange(w, device=x.device)
         in_rows = ((rows[None] >= (cy - half)[:, None]) & (rows[None] < (cy + a.cutout - half)[:, None]))
         in_cols = ((cols[None] >= (cx - half)[:, None]) & (cols[None] < (cx + a.cutout - half)[:, None]))
-        hole = in_rows[:, :, None] & in_cols[:, None, :] & apply[:, None, None]
+        hole = in_rows[:, :, None] & in_cols[:, None, :] & params["cutout"].bool()[:, None, None]
         return x.masked_fill(hole[:, None], 0.0)
 
     def epoch(self, generator: torch.Generator | None = None, augment: bool = True
@@ -273,12 +300,15 @@ class BatchStream:
         n = len(self.y)
         order = (torch.randperm(n, generator=generator).to(self.device) if self.shuffle
                  else torch.arange(n, device=self.device))
+        params = self._draw(n, generator) if augment else {}
         for i in range(len(self)):
-            idx = order[i * self.batch_size:(i + 1) * self.batch_size]
+            lo, hi = i * self.batch_size, min((i + 1) * self.batch_size, n)
+            idx = order[lo:hi]
             x = self.x[idx]
+            p = self._slice(params, lo, hi)
             if augment:
-                x = self._augment(x, generator)
+                x = self._augment(x, p)
             x = self.normalize(x)
             if augment and self.augment.cutout:
-                x = self._cutout(x, generator)
+                x = self._cutout(x, p)
             yield x, self.y[idx]

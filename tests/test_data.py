@@ -39,7 +39,7 @@ def test_crop_and_flip_on_device_match_torchvision_semantics():
     g = torch.Generator().manual_seed(0)
     seen_flip = seen_shift = False
     for _ in range(50):
-        out = s._augment(x, g)
+        out = s._augment(x, s._draw(len(x), g))
         assert out.shape == x.shape
         for i in range(2):
             padded = torch.nn.functional.pad(x[i], (2, 2, 2, 2))
@@ -101,3 +101,17 @@ def test_cutout_zeroes_one_clipped_square_after_normalisation():
                       torch.device("cpu"), Augment(cutout=4, cutout_prob=0.0))
     (out_off, _), = list(off.epoch(torch.Generator().manual_seed(0)))
     assert not (out_off == 0).any()
+
+
+def test_augmentation_randomness_is_drawn_once_per_epoch(monkeypatch):
+    """No per-batch host-to-device copies: the epoch's crop/flip/cutout draws move at once."""
+    ds = load_dataset("synthetic", n_train=200, shape=(3, 8, 8))
+    s = BatchStream(ds.train_x, ds.train_y, 32, ds.mean, ds.std, torch.device("cpu"),
+                    Augment(crop_padding=2, hflip=True, cutout=4))
+    calls = []
+    original = BatchStream._draw
+    monkeypatch.setattr(BatchStream, "_draw", lambda self, n, g: calls.append(n) or original(self, n, g))
+    batches = list(s.epoch(torch.Generator().manual_seed(0)))
+    assert calls == [200] and len(batches) == 6
+    again = list(s.epoch(torch.Generator().manual_seed(0)))
+    assert all(torch.equal(a[0], b[0]) for a, b in zip(batches, again))
