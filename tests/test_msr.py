@@ -1,7 +1,6 @@
 """MSR-DARTS: spectral maths, spectral normalisation, stable-rank derivation, runs."""
 from __future__ import annotations
 
-import csv
 import json
 import math
 import warnings
@@ -28,9 +27,9 @@ from nasbench_eval.spectral import (
     stable_rank_matrix,
     stable_rank_operator,
 )
+from helpers import read_metrics
 
 CONV_OPS = ("sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
-TIME_COLUMNS = {"epoch_time_s", "wall_time_s"}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -446,11 +445,6 @@ def test_ragged_restriction_is_padded_with_none_and_none_is_never_used():
 
 
 # ----------------------------------------------------------------------------- runs
-
-def read_metrics(run_dir):
-    with open(run_dir / "metrics.csv") as f:
-        return [{k: v for k, v in row.items() if k not in TIME_COLUMNS}
-                for row in csv.DictReader(f)]
 
 
 def test_end_to_end_run_finishes(tmp_path):

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -11,13 +10,9 @@ import torch
 from nasbench_eval import run
 from nasbench_eval.errors import RunDirError
 from nasbench_eval.methods.darts import Darts
+from helpers import read_metrics
 
-TIME_COLUMNS = {"epoch_time_s", "wall_time_s"}
 
-
-def read_metrics(run_dir):
-    with open(run_dir / "metrics.csv") as f:
-        return [{k: v for k, v in row.items() if k not in TIME_COLUMNS} for row in csv.DictReader(f)]
 
 
 def test_run_writes_the_run_directory(tiny_cfg):

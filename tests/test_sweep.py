@@ -1,7 +1,6 @@
 """Sweeps: the grid, its validation, the local and Ray executors, resumption after a kill."""
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
@@ -9,7 +8,6 @@ import subprocess
 import sys
 import time
 import types
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -18,8 +16,8 @@ from nasbench_eval import sweep as sweep_mod
 from nasbench_eval.config import RunConfig
 from nasbench_eval.sweep import LocalExecutor, SweepError, load_sweep_file, parse_seeds, run_sweep
 from nasbench_eval.sweep_commands import sweep as sweep_cmd
+from helpers import read_metrics as metrics
 
-TIME_COLUMNS = {"epoch_time_s", "wall_time_s"}
 # a search small enough for a test (about a second a run; train_portion 0.9 keeps the
 # full search-val pass of every epoch short)
 TINY = dict(layers=3, channels=4, batch_size=16, max_steps_per_epoch=2,
@@ -28,10 +26,6 @@ TINY_ARGS = ["--layers", "3", "--channels", "4", "--batch-size", "16", "--max-st
              "--train-portion", "0.9", "-s", "bn_recalibration_batches=1", "--cpus-per-run", "1"]
 GRID = dict(methods="darts,sdarts-rs", spaces="s2,s3", datasets="digits", seeds="0-1", epochs=1)
 
-
-def metrics(run_dir: Path) -> list[dict[str, str]]:
-    with open(run_dir / "metrics.csv") as f:
-        return [{k: v for k, v in r.items() if k not in TIME_COLUMNS} for r in csv.DictReader(f)]
 
 
 def expected_run_ids(methods, spaces, seeds, epochs, out, **settings) -> list[str]:
