@@ -56,12 +56,15 @@ _SETTING_FLAGS = ("epochs", "layers", "channels", "batch_size", "train_portion",
 @click.option("--cpus-per-run", type=int,
               help="CPU threads of each run (Ray: the task's num_cpus) [default: local torch's "
                    "choice, ray 1].")
+@click.option("--workers", type=int,
+              help="local, CPU: run N searches at a time in worker processes, each with "
+                   "--cpus-per-run threads (default 1) [default: one at a time].")
 @click.option("--dry-run", is_flag=True, help="Print the grid and what would run; run nothing.")
 @click.option("--quiet", is_flag=True, help="No progress lines, only the final counts.")
 @with_method_flags
 def sweep(sweep_file: str | None, sets: tuple[str, ...], options: tuple[str, ...],
           executor: str | None, gpus: int | None, ray_address: str | None,
-          cpus_per_run: int | None, dry_run: bool, quiet: bool, **kwargs: Any) -> None:
+          cpus_per_run: int | None, workers: int | None, dry_run: bool, quiet: bool, **kwargs: Any) -> None:
     """Run a grid of searches: methods x spaces x datasets x seeds.
 
     The grid comes from the flags or from SWEEP_FILE (TOML, or YAML with PyYAML), whose
@@ -86,7 +89,7 @@ def sweep(sweep_file: str | None, sets: tuple[str, ...], options: tuple[str, ...
         origins["options"] = "--option"
     try:
         doc = run_sweep(sweep_file, executor=executor, gpus=gpus, ray_address=ray_address,
-                        cpus_per_run=cpus_per_run, dry_run=dry_run, quiet=quiet,
+                        cpus_per_run=cpus_per_run, workers=workers, dry_run=dry_run, quiet=quiet,
                         origins=origins, **grid)
     except NasbenchEvalError as exc:
         raise click.ClickException(str(exc)) from None
