@@ -53,6 +53,19 @@ _D = RunConfig()
 @click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
               help="Method-specific option (repeatable), e.g. -o pgd_steps=1.")
 @click.option("--device", default=_D.device, show_default=True, help="auto, cpu, cuda, cuda:N.")
+@click.option("--memory-format", type=click.Choice(["auto", "channels_last", "contiguous"]),
+              default=_D.memory_format, show_default=True,
+              help="Tensor layout (auto: channels_last; see docs/speed.md).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]),
+              default=_D.precision, show_default=True,
+              help="Autocast of the supernet's forward (auto: bf16 on CUDA, fp32 on CPU); "
+                   "alpha, its softmax, the loss and Hessian probes stay fp32.")
+@click.option("--data-loader", type=click.Choice(["device", "torch"]),
+              default=_D.data_loader, show_default=True,
+              help="device: batches drawn and augmented on the device; torch: a CPU "
+                   "DataLoader with per-image transforms (the reference code's path).")
+@click.option("--compile/--no-compile", "compile", default=_D.compile, show_default=True,
+              help="torch.compile the supernet (CUDA graphs on GPU); long compile on CPU.")
 @click.option("--out", default=_D.out, show_default=True, help="Directory that holds run directories.")
 @click.option("--data-root", default=None, help="Dataset cache (default $NASBENCH_EVAL_DATA or ~/.cache/nasbench-eval/data).")
 @click.option("--resume", is_flag=True, help="Continue the run with these settings from its last finished epoch.")

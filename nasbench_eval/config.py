@@ -14,7 +14,9 @@ from typing import Any
 GLOBAL_DEFAULTS: dict[str, Any] = {"batch_size": 64, "train_portion": 0.5}
 
 # Fields that say where or how a run executes, not what it computes; excluded from the run id.
-_EXECUTION_FIELDS = {"out", "device", "progress", "data_root"}
+# The fast-path settings (fastpath.py) are here too: they change speed, not results.
+_EXECUTION_FIELDS = {"out", "device", "progress", "data_root", "memory_format", "precision",
+                     "data_loader", "compile"}
 
 
 @dataclass
@@ -55,7 +57,11 @@ class RunConfig:
     # cap steps per epoch (tests, quick looks); None = the whole search split
     max_steps_per_epoch: int | None = None
     dataset_options: dict[str, Any] = field(default_factory=dict)
-    # execution
+    # execution (see fastpath.py): layout, autocast, CPU DataLoader or on-device batches
+    memory_format: str = "auto"
+    precision: str = "auto"
+    data_loader: str = "device"
+    compile: bool = False
     device: str = "auto"
     out: str = "results"
     data_root: str | None = None

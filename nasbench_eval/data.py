@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.utils.data
 from torch import Tensor
 
 from .errors import DataUnavailableError, unknown
@@ -218,7 +219,9 @@ class BatchStream:
 
     def __init__(self, x: Tensor, y: Tensor, batch_size: int, mean: tuple[float, ...],
                  std: tuple[float, ...], device: torch.device, augment: Augment = Augment(),
-                 shuffle: bool = True, drop_last: bool = True):
+                 shuffle: bool = True, drop_last: bool = True,
+                 memory_format: torch.memory_format = torch.contiguous_format):
+        self.memory_format = memory_format
         self.x = x.to(device)
         self.y = y.to(device)
         self.batch_size = batch_size
@@ -311,4 +314,66 @@ class BatchStream:
             x = self.normalize(x)
             if augment and self.augment.cutout:
                 x = self._cutout(x, p)
-            yield x, self.y[idx]
+            yield x.contiguous(memory_format=self.memory_format), self.y[idx]
+
+
+class _TransformedImages(torch.utils.data.Dataset):
+    """Per-image CPU transforms in the order of the reference code: random crop (zero
+    padding), horizontal flip, to float in [0, 1], normalise, cutout (DARTS's ``Cutout``)."""
+
+    def __init__(self, stream: TorchLoaderStream, augment: bool):
+        self.s, self.augment = stream, augment
+
+    def __len__(self) -> int:
+        return len(self.s.y)
+
+    def __getitem__(self, i: int) -> tuple[Tensor, Tensor]:
+        import torchvision.transforms.functional as TF
+
+        a, x = self.s.augment, self.s.x[i]
+        if self.augment and a.crop_padding:
+            p = a.crop_padding
+            x = TF.pad(x, [p, p, p, p])
+            oy, ox = (int(v) for v in torch.randint(0, 2 * p + 1, (2,)))
+            x = x[:, oy:oy + self.s.x.shape[2], ox:ox + self.s.x.shape[3]]
+        if self.augment and a.hflip and torch.rand(()) < 0.5:
+            x = x.flip(-1)
+        x = TF.normalize(x.float() / 255.0, self.s.mean, self.s.std)
+        if self.augment and a.cutout and torch.rand(()) < a.cutout_prob:
+            h, w = x.shape[1:]
+            cy, cx = int(torch.randint(0, h, ())), int(torch.randint(0, w, ()))
+            half = a.cutout // 2
+            x = x.clone()
+            x[:, max(0, cy - half):max(0, cy + a.cutout - half),
+              max(0, cx - half):max(0, cx + a.cutout - half)] = 0.0
+        return x, self.s.y[i]
+
+
+class TorchLoaderStream(BatchStream):
+    """The reference-style data path (``--data-loader torch``): images stay on the host, a
+    ``torch.utils.data.DataLoader`` applies the transforms image by image on the CPU
+    (torch's global RNG, reseeded per epoch by the runner) and each batch is copied to the
+    device. Same batches' distribution as :class:`BatchStream`, none of its speed; kept as
+    the baseline of benchmarks/search_speed.py and for pipelines that need per-image
+    Python transforms."""
+
+    def __init__(self, x: Tensor, y: Tensor, batch_size: int, mean: tuple[float, ...],
+                 std: tuple[float, ...], device: torch.device, augment: Augment = Augment(),
+                 shuffle: bool = True, drop_last: bool = True, num_workers: int = 0,
+                 memory_format: torch.memory_format = torch.contiguous_format):
+        super().__init__(x[:0], y[:0], batch_size, mean, std, device, augment, shuffle,
+                         drop_last, memory_format)
+        self.x, self.y = x.cpu(), y.cpu()  # host copies; nothing of the split on the device
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.num_workers = num_workers
+
+    def epoch(self, generator: torch.Generator | None = None, augment: bool = True
+              ) -> Iterator[tuple[Tensor, Tensor]]:
+        loader = torch.utils.data.DataLoader(
+            _TransformedImages(self, augment), batch_size=self.batch_size,
+            shuffle=self.shuffle, generator=generator if self.shuffle else None,
+            drop_last=self.drop_last, num_workers=self.num_workers,
+            pin_memory=self.device.type == "cuda")
+        for x, y in loader:
+            x = x.to(self.device, non_blocking=True)
+            yield x.contiguous(memory_format=self.memory_format), y.to(self.device, non_blocking=True)

@@ -27,7 +27,8 @@ import torch
 from torch import nn
 
 from .config import RunConfig
-from .data import BatchStream, Dataset, load_dataset
+from .data import BatchStream, Dataset, TorchLoaderStream, load_dataset
+from .fastpath import Execution, prepare_model, resolve_execution
 from .errors import NasbenchEvalError, RunDirError
 from .methods import Method, create_method
 from .oracles import Oracle, OracleContext, create_oracle
@@ -102,6 +103,7 @@ class Search:
     supernet: nn.Module
     method: Method
     oracle: Oracle
+    execution: Execution
 
     @property
     def steps_per_epoch(self) -> int:
@@ -125,6 +127,7 @@ def build_search(cfg: RunConfig) -> Search:
             f"oracle '{cfg.oracle}' cannot score space '{space.name}' (family {space.family})"
             + (f": {reason(space, cfg)}" if reason else "") + "; --oracle oneshot works everywhere")
     device = resolve_device(cfg.device)
+    ex = resolve_execution(cfg.memory_format, cfg.precision, cfg.data_loader, cfg.compile, device)
     data = load_dataset(cfg.dataset, cfg.data_root, **cfg.dataset_options)
     tr_idx, va_idx = data.search_split(cfg.train_portion)
     for split, idx in (("search-train", tr_idx), ("search-val", va_idx)):
@@ -132,8 +135,9 @@ def build_search(cfg: RunConfig) -> Search:
             raise NasbenchEvalError(
                 f"the {split} split of {cfg.dataset} has {len(idx)} images, fewer than one "
                 f"batch of {cfg.batch_size}; lower --batch-size")
-    stream = lambda x, y, **kw: BatchStream(x, y, cfg.batch_size, data.mean, data.std,  # noqa: E731
-                                            device, **kw)
+    cls = TorchLoaderStream if ex.data_loader == "torch" else BatchStream
+    stream = lambda x, y, **kw: cls(x, y, cfg.batch_size, data.mean, data.std,  # noqa: E731
+                                    device, memory_format=ex.torch_memory_format, **kw)
     train = stream(data.train_x[tr_idx], data.train_y[tr_idx], augment=data.augment)
     val = stream(data.train_x[va_idx], data.train_y[va_idx], augment=data.augment)
     val_eval = stream(data.train_x[va_idx], data.train_y[va_idx], shuffle=False, drop_last=False)
@@ -142,8 +146,12 @@ def build_search(cfg: RunConfig) -> Search:
     torch.manual_seed(derived_seed(cfg.seed, -1, "init"))
     supernet = space.build_supernet(cfg.channels, cfg.layers, data.num_classes,
                                     data.channels).to(device)
-    search = Search(cfg, device, space, data, train, val, val_eval, test, supernet, method, oracle)
+    prepare_model(supernet, ex, device)
+    search = Search(cfg, device, space, data, train, val, val_eval, test, supernet, method,
+                    oracle, ex)
     method.setup(supernet, space, cfg, search.steps_per_epoch)
+    if hasattr(method, "set_execution"):
+        method.set_execution(ex, device)
     method.bind_data({"train": train, "val": val, "val_eval": val_eval})
     return search
 
@@ -222,7 +230,8 @@ def run(cfg: RunConfig | None = None, *, resume: bool = False,
     config_doc = {"run_id": cfg.run_id(), "config": cfg.to_dict(), "environment": env,
                   "space_spec": search.space.path,
                   "weights": sum(p.numel() for p in search.supernet.parameters()),
-                  "steps_per_epoch": search.steps_per_epoch}
+                  "steps_per_epoch": search.steps_per_epoch,
+                  "execution": search.execution.to_dict()}
     if start_epoch == 0:
         atomic_write(run_dir / "config.json", json.dumps(config_doc, indent=2) + "\n")
     else:  # keep the original record, note the resumption

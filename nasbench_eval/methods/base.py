@@ -7,6 +7,8 @@ the supernet receives the mixed weights as a tensor argument.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import torch
@@ -121,6 +123,12 @@ class GradientMethod:
     def __init__(self) -> None:
         self.mixing: Mixing = SoftmaxMixing()
         self.epoch = 0
+        self._autocast: Callable[[], AbstractContextManager[Any]] = nullcontext
+
+    def set_execution(self, execution: Any, device: torch.device) -> None:
+        """Adopt the run's precision: the supernet's forward runs under its autocast; the
+        mixing weights (alpha's softmax) and the loss stay fp32 (see fastpath.py)."""
+        self._autocast = lambda: execution.autocast(device)
 
     # ------------------------------------------------------------------ setup
     def adapt_space(self, space: SearchSpace) -> SearchSpace:
@@ -161,9 +169,12 @@ class GradientMethod:
         on search-val themselves (random-ws). Most methods ignore them."""
 
     # ------------------------------------------------------------------ pieces
-    def loss(self, batch: Batch, weights: ArchWeights) -> tuple[Tensor, Tensor]:
+    def loss(self, batch: Batch, weights: ArchWeights, autocast: bool = True
+             ) -> tuple[Tensor, Tensor]:
         x, y = batch
-        logits = self.supernet(x, weights)
+        with self._autocast() if autocast else nullcontext():
+            logits = self.supernet(x, weights)
+        logits = logits.float()
         return F.cross_entropy(logits, y), logits
 
     @property
@@ -186,7 +197,8 @@ class GradientMethod:
             dev = batch[0].device
             with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
                 torch.manual_seed(0)
-                return self.loss(batch, self.mixing(dict(zip(keys, a))))[0]
+                # fp32: curvature from bf16 rounding noise would be meaningless
+                return self.loss(batch, self.mixing(dict(zip(keys, a))), autocast=False)[0]
 
         # BN running statistics must not move while we probe the curvature
         saved = {k: v.clone() for k, v in self.supernet.state_dict().items() if "running" in k}

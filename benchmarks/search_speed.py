@@ -1,0 +1,222 @@
+"""Search-step speed: the reference-style path vs the fast path, in one process, per method.
+
+    python benchmarks/search_speed.py --device cpu          # small setting, every method
+    python benchmarks/search_speed.py --device cuda         # the reference setting (H100: GPU.md)
+    python benchmarks/search_speed.py --device cpu --methods darts --steps 5 --warmup 1
+
+Both paths run inside nasbench-eval with the same model, method and synthetic data; only the
+execution settings differ (fastpath.py):
+
+* plain: a CPU ``torch.utils.data.DataLoader`` with per-image transforms, fp32, NCHW, no cuDNN
+  autotuning (what the public DARTS code does);
+* fast:  batches drawn and augmented on the device, channels_last, bf16 autocast on CUDA,
+  cuDNN autotuning on CUDA (``--compile`` adds torch.compile).
+
+A step is what the runner times: fetching one training and one validation batch and one
+``method.step`` (alpha step + w step, with the method's perturbation). The per-step time is
+the median over ``--steps`` steps after ``--warmup`` steps; an epoch is that times the
+setting's steps per epoch (50k images split 50/50). On CUDA the benchmark synchronises after
+every step (outside the step) and reports peak GPU memory per path and the largest batch
+of the fast path that fits. Writes a Markdown table and a JSON record (machine, torch,
+commit, date, command) to ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import itertools
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from nasbench_eval.config import RunConfig
+from nasbench_eval.fastpath import reference_execution
+from nasbench_eval.runner import build_search, resolve_device
+
+METHODS = ["darts", "darts-2nd", "sdarts-rs", "sdarts-adv", "maxw", "msr"]
+SETTINGS = {
+    # the public reference code's measured setting (shared/reference/performance.md)
+    "reference": dict(batch_size=64, layers=8, channels=16, shape=(3, 32, 32)),
+    # the CPU setting of the speed issue (2 cores)
+    "small": dict(batch_size=32, layers=5, channels=8, shape=(3, 16, 16)),
+    # a seconds-long check that the script still runs (tests/test_search_speed.py)
+    "tiny": dict(batch_size=8, layers=3, channels=4, shape=(3, 8, 8)),
+}
+N_IMAGES = 50_000  # CIFAR-10's training set; the search splits it 50/50
+
+
+def _config(method: str, setting: dict, device: str, batch_size: int | None = None,
+            images: int = N_IMAGES, **execution) -> RunConfig:
+    return RunConfig(
+        method=method, space="darts", dataset="synthetic", epochs=50,
+        layers=setting["layers"], channels=setting["channels"],
+        batch_size=batch_size or setting["batch_size"], train_portion=0.5, device=device,
+        oracle="oneshot", progress=False, hessian_every=0,
+        dataset_options={"n_train": images, "n_test": 64, "shape": list(setting["shape"])},
+        **execution)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(cfg: RunConfig, steps: int, warmup: int) -> dict:
+    """Median seconds per step (batch fetch + method.step) and peak GPU memory."""
+    torch.manual_seed(0)
+    search = build_search(cfg)
+    device, method = search.device, search.method
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    search.supernet.train()
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
+    batches = zip(search.train.epoch(g1), search.val.epoch(g2))
+    times = []
+    _sync(device)
+    for i in range(warmup + steps):
+        t = time.perf_counter()
+        tb, vb = next(batches)
+        method.step(tb, vb)
+        _sync(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - t)
+    out = {"s_per_step": statistics.median(times), "steps_per_epoch": search.steps_per_epoch,
+           "min_s": min(times), "max_s": max(times), "execution": search.execution.to_dict()}
+    out["s_per_epoch"] = out["s_per_step"] * out["steps_per_epoch"]
+    out["peak_gib"] = (torch.cuda.max_memory_allocated(device) / 2 ** 30
+                       if device.type == "cuda" else None)
+    del search, method, batches
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return out
+
+
+def largest_batch(method: str, setting: dict, device: str, fast: dict, steps: int,
+                  images: int = N_IMAGES) -> dict | None:
+    """Double the fast path's batch until it no longer fits; the last one that did, timed."""
+    best = None
+    for b in (setting["batch_size"] * 2 ** k for k in itertools.count(1)):
+        try:
+            r = measure(_config(method, setting, device, batch_size=b, images=images, **fast),
+                        steps, 2)
+        except torch.OutOfMemoryError:
+            break
+        best = {"batch_size": b, **r}
+        if b >= 4096:
+            break
+    return best
+
+
+def _commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--device", default="auto")
+    p.add_argument("--setting", choices=sorted(SETTINGS), help="default: reference on CUDA, "
+                   "small elsewhere")
+    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--steps", type=int, default=None, help="timed steps (default 10 CUDA, 5 CPU)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed steps (default 5 CUDA, 2 CPU)")
+    p.add_argument("--images", type=int, default=N_IMAGES, help="synthetic training images")
+    p.add_argument("--compile", action="store_true", help="fast path with torch.compile too")
+    p.add_argument("--no-largest-batch", action="store_true")
+    p.add_argument("--out", default="results/benchmarks")
+    args = p.parse_args(argv)
+
+    device = resolve_device(args.device)
+    cuda = device.type == "cuda"
+    setting_name = args.setting or ("reference" if cuda else "small")
+    setting = SETTINGS[setting_name]
+    steps = args.steps or (10 if cuda else 5)
+    warmup = args.warmup if args.warmup is not None else (5 if cuda else 2)
+    plain = reference_execution()
+    fast = {"memory_format": "auto", "precision": "auto", "data_loader": "device",
+            "compile": args.compile}
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    dev_name = torch.cuda.get_device_name(device) if cuda else (platform.processor() or "cpu")
+    record = {
+        "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+        "commit": _commit(), "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "device": str(device), "device_name": dev_name, "torch": torch.__version__,
+        "python": platform.python_version(), "threads": torch.get_num_threads(),
+        "setting": {"name": setting_name, **setting, "images": args.images, "space": "darts"},
+        "steps": steps, "warmup": warmup, "methods": {},
+    }
+    print(f"search speed on {dev_name} ({device}), torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; setting {setting_name}: {setting}", flush=True)
+    for m in methods:
+        r_plain = measure(_config(m, setting, str(device), images=args.images, **plain),
+                          steps, warmup)
+        r_fast = measure(_config(m, setting, str(device), images=args.images, **fast),
+                         steps, warmup)
+        row = {"plain": r_plain, "fast": r_fast,
+               "speedup": r_plain["s_per_step"] / r_fast["s_per_step"]}
+        if cuda and not args.no_largest_batch and m == "darts":
+            row["largest_batch"] = largest_batch(m, setting, str(device), fast,
+                                                 max(3, steps // 2), args.images)
+        record["methods"][m] = row
+        mem = (f"  peak {r_plain['peak_gib']:.2f} / {r_fast['peak_gib']:.2f} GiB" if cuda else "")
+        print(f"{m:11s} plain {r_plain['s_per_step']:.4f} s/step  fast "
+              f"{r_fast['s_per_step']:.4f} s/step  speedup {row['speedup']:.2f}x{mem}", flush=True)
+    md = to_markdown(record)
+    print(md)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"search-speed-{device.type}-{setting_name}"
+    (out / f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n")
+    (out / f"{stem}.md").write_text(md)
+    print(f"wrote {out / stem}.md and .json")
+    return record
+
+
+def to_markdown(r: dict) -> str:
+    s = r["setting"]
+    lines = [
+        f"# Search speed: plain vs fast path ({r['device_name']}, {r['device']})", "",
+        f"- command: `{r['command']}`",
+        f"- commit {r['commit']}, {r['date']}, torch {r['torch']}, python {r['python']}, "
+        f"{r['threads']} CPU threads",
+        f"- setting `{s['name']}`: DARTS space, {s['layers']} cells, {s['channels']} channels, "
+        f"batch {s['batch_size']}, synthetic {s['images']:,} images {tuple(s['shape'])} split "
+        f"50/50; median of {r['steps']} steps after {r['warmup']} warm-up steps", "",
+        "| method | plain s/step | fast s/step | speedup | plain s/epoch | fast s/epoch "
+        "| plain peak GiB | fast peak GiB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    fmt = lambda v: "n/a" if v is None else f"{v:.2f}"  # noqa: E731
+    for m, row in r["methods"].items():
+        p, f = row["plain"], row["fast"]
+        lines.append(f"| {m} | {p['s_per_step']:.4f} | {f['s_per_step']:.4f} | "
+                     f"{row['speedup']:.2f}x | {p['s_per_epoch']:.1f} | {f['s_per_epoch']:.1f} | "
+                     f"{fmt(p['peak_gib'])} | {fmt(f['peak_gib'])} |")
+    lb = [(m, row["largest_batch"]) for m, row in r["methods"].items() if row.get("largest_batch")]
+    for m, b in lb:
+        lines += ["", f"Largest batch of the fast path that fits ({m}): {b['batch_size']}, "
+                  f"{b['s_per_step']:.4f} s/step, {b['s_per_epoch']:.1f} s/epoch "
+                  f"({b['steps_per_epoch']} steps), peak {fmt(b['peak_gib'])} GiB"]
+    ex = next(iter(r["methods"].values()), None)
+    if ex:
+        lines += ["", f"plain path: `{ex['plain']['execution']}`  ",
+                  f"fast path: `{ex['fast']['execution']}`"]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

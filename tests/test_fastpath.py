@@ -1,0 +1,217 @@
+"""The fast path's pieces on the CPU: no host syncs inside a step, layout and precision
+paths that compute what the plain path computes, and a CPU DataLoader path whose batches
+have the statistics of the on-device pipeline."""
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from dataclasses import replace
+
+import pytest
+import torch
+
+from nasbench_eval import run
+from nasbench_eval.config import RunConfig
+from nasbench_eval.data import Augment, BatchStream, TorchLoaderStream
+from nasbench_eval.errors import NasbenchEvalError
+from nasbench_eval.fastpath import reference_execution, resolve_execution
+from nasbench_eval.runner import build_search
+
+# every method whose step the runner drives (random-ws included: its step trains w)
+STEP_METHODS = ["darts", "darts-2nd", "sdarts-rs", "sdarts-adv", "maxw", "msr", "darts-es",
+                "rdarts-l2", "rdarts-dp", "random-ws"]
+
+
+def _search(method: str = "darts", space: str = "s3", **kw):
+    cfg = RunConfig(method=method, space=space, dataset="synthetic", layers=3, channels=4,
+                    batch_size=8, epochs=2, progress=False, device="cpu",
+                    dataset_options={"n_train": 64, "n_test": 16, "shape": [3, 8, 8]}, **kw)
+    torch.manual_seed(0)
+    return build_search(cfg)
+
+
+HOST_SIDE_FUNCTIONS = {"draw", "sample_genotype"}  # spaces/spec.py, CPU generator only
+
+
+@contextlib.contextmanager
+def _forbid_host_syncs():
+    """Make every host round-trip an error: .item(), .cpu(), .tolist(), .numpy(), Python
+    truth/number conversion of a tensor, and torch.cuda.synchronize."""
+    calls: list[str] = []
+
+    def trap(name):
+        original = getattr(torch.Tensor, name.split(".")[-1], None)
+
+        def f(*args, **kwargs):
+            # Host-side tensors by design, also when the search runs on CUDA (reading them is
+            # no device sync): torch.optim's step counters (CPU unless capturable) and the
+            # draws of a CPU torch.Generator that random-ws samples its paths with.
+            caller = sys._getframe(1).f_code
+            if original and ("/torch/optim/" in caller.co_filename
+                             or caller.co_name in HOST_SIDE_FUNCTIONS):
+                return original(*args, **kwargs)
+            calls.append(name)
+            raise AssertionError(f"host sync inside a search step: {name}")
+        return f
+
+    names = ["item", "cpu", "tolist", "numpy", "__bool__", "__float__", "__int__"]
+    saved = {n: getattr(torch.Tensor, n) for n in names}
+    saved_sync = torch.cuda.synchronize
+    try:
+        for n in names:
+            setattr(torch.Tensor, n, trap(f"Tensor.{n}"))
+        torch.cuda.synchronize = trap("torch.cuda.synchronize")
+        yield calls
+    finally:
+        for n, f in saved.items():
+            setattr(torch.Tensor, n, f)
+        torch.cuda.synchronize = saved_sync
+
+
+def test_sync_trap_catches_item():
+    """The trap itself must bite, or the test below proves nothing."""
+    x = torch.ones(2)
+    with pytest.raises(AssertionError, match="Tensor.item"), _forbid_host_syncs():
+        x.sum().item()
+    with pytest.raises(AssertionError, match="__bool__"), _forbid_host_syncs():
+        if x.sum() > 0:
+            pass
+    assert x.sum().item() == 2.0  # restored
+
+
+@pytest.mark.parametrize("method", STEP_METHODS)
+def test_no_host_sync_inside_a_step(method):
+    space = "darts" if method == "msr" else "s3"
+    s = _search(method, space)
+    tb, vb = next(iter(s.train.epoch(torch.Generator().manual_seed(1)))), \
+        next(iter(s.val.epoch(torch.Generator().manual_seed(2))))
+    s.supernet.train()
+    s.method.step(tb, vb)  # first step may initialise state lazily
+    with _forbid_host_syncs() as calls:
+        out = s.method.step(tb, vb)
+    assert calls == []
+    assert {"train_loss", "train_correct", "train_count"} <= set(out)
+    assert all(isinstance(v, torch.Tensor) for v in out.values())
+
+
+def _two_steps(**kw):
+    s = _search("darts", "darts", **kw)
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
+    losses = []
+    s.supernet.train()
+    for (tb, vb), _ in zip(zip(s.train.epoch(g1), s.val.epoch(g2)), range(2)):
+        losses.append(s.method.step(tb, vb)["train_loss"])
+    return s, torch.stack(losses)
+
+
+def test_channels_last_computes_what_contiguous_computes():
+    a, la = _two_steps(memory_format="contiguous")
+    b, lb = _two_steps(memory_format="channels_last")
+    x, _ = next(iter(b.train.epoch(torch.Generator().manual_seed(1))))
+    assert x.is_contiguous(memory_format=torch.channels_last)
+    conv = next(m for m in b.supernet.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size[0] > 1)
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(la, lb, rtol=1e-4, atol=1e-4)
+    for k in a.method.alphas:
+        torch.testing.assert_close(a.method.alphas[k], b.method.alphas[k], rtol=1e-4, atol=1e-5)
+
+
+def test_bf16_autocast_keeps_alpha_mixing_and_loss_in_fp32():
+    s32, l32 = _two_steps(precision="fp32")
+    s16, l16 = _two_steps(precision="bf16")
+    assert s16.execution.precision == "bf16"
+    assert all(a.dtype == torch.float32 for a in s16.method.alphas.values())
+    assert all(p.dtype == torch.float32 for p in s16.supernet.parameters())
+    assert all(w.dtype == torch.float32 for w in s16.method.mixing_weights().values())
+    batch = next(iter(s16.train.epoch(torch.Generator().manual_seed(3))))
+    loss, logits = s16.method.loss(batch, s16.method.mixing_weights())
+    assert loss.dtype == torch.float32 and logits.dtype == torch.float32
+    # the bf16 forward really ran in bf16: its logits differ from the fp32 forward's ...
+    with torch.no_grad():
+        fp32_logits = s16.supernet(batch[0], s16.method.mixing_weights())
+    assert not torch.equal(logits.detach(), fp32_logits)
+    # ... but the search computes the same thing up to bf16 rounding
+    torch.testing.assert_close(l16, l32, rtol=5e-2, atol=5e-2)
+
+
+def test_hessian_probe_is_fp32_under_bf16():
+    s = _search("darts", "s3", precision="bf16", hessian_iters=5)
+    batch = next(iter(s.val.epoch(torch.Generator().manual_seed(1))))
+    ref = _search("darts", "s3", precision="fp32", hessian_iters=5)
+    assert s.method.hessian_eigenvalue(batch) == pytest.approx(
+        ref.method.hessian_eigenvalue(batch), rel=1e-4)
+
+
+def test_auto_resolution_and_bad_names():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    ex = resolve_execution("auto", "auto", "device", False, cpu)
+    assert (ex.memory_format, ex.precision, ex.cudnn_benchmark) == ("channels_last", "fp32", False)
+    ex = resolve_execution("auto", "auto", "device", False, cuda)
+    assert (ex.memory_format, ex.precision, ex.cudnn_benchmark) == ("channels_last", "bf16", True)
+    with pytest.raises(NasbenchEvalError, match="valid choices: auto, fp32, bf16"):
+        resolve_execution("auto", "fp16", "device", False, cpu)
+    with pytest.raises(NasbenchEvalError, match="valid choices: device, torch"):
+        resolve_execution("auto", "auto", "dali", False, cpu)
+
+
+def test_execution_settings_do_not_change_the_run_id():
+    base = RunConfig(method="darts", space="s3")
+    assert base.run_id() == replace(base, **reference_execution()).run_id()
+
+
+# ----------------------------------------------------------------------------- data paths
+
+def _image_set(n: int = 64, h: int = 8) -> torch.Tensor:
+    """Noise on a left-to-right ramp, so flips and crops move the pixel means."""
+    g = torch.Generator().manual_seed(0)
+    ramp = torch.linspace(20, 235, h).view(1, 1, 1, h)
+    x = ramp + 20 * torch.randn((n, 3, h, h), generator=g)
+    return x.clamp(0, 255).round().to(torch.uint8)
+
+
+def _all_batches(stream, epochs: int) -> torch.Tensor:
+    out = []
+    for e in range(epochs):
+        torch.manual_seed(1000 + e)  # the DataLoader path draws from the global RNG
+        out += [x for x, _ in stream.epoch(torch.Generator().manual_seed(e))]
+    return torch.cat(out)
+
+
+@pytest.mark.parametrize("augment", [Augment(), Augment(crop_padding=2, hflip=True, cutout=4,
+                                                         cutout_prob=0.5)])
+def test_torch_loader_matches_device_pipeline_in_distribution(augment):
+    """Same shapes and dtypes; per-pixel means over many epochs agree, and so do the share of
+    exact zeros (padding + cutout) and the pixel variance; without augmentation the two are
+    the same images."""
+    x, y = _image_set(), torch.arange(64) % 10
+    mean, std = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
+    dev = BatchStream(x, y, 16, mean, std, torch.device("cpu"), augment=augment)
+    ref = TorchLoaderStream(x, y, 16, mean, std, torch.device("cpu"), augment=augment)
+    a, b = _all_batches(dev, 150), _all_batches(ref, 150)
+    assert a.shape == b.shape and a.dtype == b.dtype == torch.float32
+    if augment == Augment():
+        key = lambda t: sorted(t[:64].flatten(1).mul(1e3).round().tolist())  # noqa: E731
+        assert key(a) == key(b)  # the same 64 images, each epoch in its own order
+        return
+    # means per pixel position over 9,600 augmented images: equal within sampling noise
+    ma, mb = a.mean(0), b.mean(0)
+    se = (a.std(0) ** 2 / len(a) + b.std(0) ** 2 / len(b)).sqrt()
+    assert ((ma - mb).abs() / se).mean() < 1.5  # about 0.8 when the distributions agree
+    zero_a, zero_b = (a == 0).float().mean(), (b == 0).float().mean()
+    assert abs(zero_a - zero_b) < 0.01
+    assert abs(a.std() - b.std()) / b.std() < 0.02
+    # and the test has teeth: without the flip the pixel means are far apart
+    noflip = BatchStream(x, y, 16, mean, std, torch.device("cpu"),
+                         augment=replace(augment, hflip=False))
+    c = _all_batches(noflip, 150)
+    assert ((c.mean(0) - mb).abs() / se).mean() > 3
+
+
+def test_run_with_the_torch_loader_records_its_execution(tiny_cfg):
+    d = run(replace(tiny_cfg, data_loader="torch", memory_format="contiguous", epochs=1))
+    doc = json.loads((d / "config.json").read_text())
+    assert doc["execution"] == {"memory_format": "contiguous", "precision": "fp32",
+                                "data_loader": "torch", "cudnn_benchmark": False,
+                                "compile": False}
+    assert json.loads((d / "summary.json").read_text())["status"] == "finished"
