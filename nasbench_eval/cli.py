@@ -145,12 +145,13 @@ def list_datasets() -> None:
 
 def _add_commands() -> None:
     """Commands that live beside the code they drive."""
-    from .analysis.commands import compare_cmd, leaderboard_cmd, plot_cmd
+    from .analysis.commands import compare_cmd, fidelity_cmd, leaderboard_cmd, plot_cmd
     from .evaluate_commands import evaluate
     from .nb101.commands import data, query
     from .sweep_commands import sweep
 
-    for command in (evaluate, data, query, sweep, leaderboard_cmd, compare_cmd, plot_cmd):
+    for command in (evaluate, data, query, sweep, leaderboard_cmd, compare_cmd, plot_cmd,
+                    fidelity_cmd):
         main.add_command(command)
 
 

@@ -120,6 +120,48 @@ def test_worker_process_pool_gives_the_same_metrics(local_sweep, tmp_path):
     assert metrics(out / cell["run_id"]) == metrics(local_out / cell["run_id"])
 
 
+def test_cpu_workers_run_cells_side_by_side_with_the_same_metrics(local_sweep, tmp_path):
+    """``workers=2``: two worker processes of one thread each (the CPU parallelism of small
+    searches), the same run ids and metrics as the sequential executor."""
+    local_out, _ = local_sweep
+    out = tmp_path / "results"
+    res = invoke("--methods", "darts", "--spaces", "s2,s3", "--datasets", "digits", "--seeds",
+                 "0", "--epochs", "1", *TINY_ARGS, "--workers", "2", "--out", out)
+    assert res.exit_code == 0, res.output
+    index = json.loads(next((out / "sweeps").glob("*.json")).read_text())
+    assert [c["status"] for c in index["cells"]] == ["finished", "finished"]
+    for cell in index["cells"]:
+        assert metrics(out / cell["run_id"]) == metrics(local_out / cell["run_id"])
+        env = json.loads((out / cell["run_id"] / "config.json").read_text())["environment"]
+        assert env["threads"] == 1
+    ex = LocalExecutor(workers=3)
+    assert ex.cpus_per_run == 1 and ex.workers == 3
+    with pytest.raises(SweepError, match="workers is for CPU sweeps"):
+        LocalExecutor(gpus=1, workers=2)
+    res = invoke("--methods", "darts", "--spaces", "s2", "--workers", "0", "--out", out)
+    assert res.exit_code != 0 and "--workers: expected an integer >= 1" in res.output
+
+
+def test_fidelity_study_file_expands_to_the_papers_grid():
+    """studies/fidelity.toml (issue #10): 3 methods x S2, S3 x 10 seeds on digits, the
+    CPU setting it documents, run two at a time."""
+    spec, executor = load_sweep_file(os.path.join(os.path.dirname(__file__), "..", "studies",
+                                                  "fidelity.toml"))
+    assert spec.methods == ["darts", "sdarts-rs", "sdarts-adv"]
+    assert spec.spaces == ["s2", "s3"] and spec.datasets == ["digits"]
+    assert spec.seeds == list(range(10))
+    assert executor == {"executor": "local", "workers": 2, "cpus_per_run": 1}
+    cells = sweep_mod.validate(spec)
+    assert len(cells) == 60
+    cfgs = [c.config for c in cells]
+    assert {(c.method, c.space, c.seed) for c in cfgs} == {
+        (m, s, k) for m in spec.methods for s in spec.spaces for k in range(10)}
+    c = cfgs[0]
+    assert (c.layers, c.channels, c.batch_size, c.epochs, c.hessian_every) == (3, 8, 16, 8, 2)
+    assert c.alpha_lr == 3e-3 and c.oracle == "oneshot"
+    assert len({c.run_id() for c in cfgs}) == 60
+
+
 def test_killed_sweep_resumes_every_run_exactly_once(tmp_path):
     out = tmp_path / "results"
     # train_portion 0.5: epochs long enough (a second) to kill the sweep inside the second run

@@ -183,4 +183,28 @@ def plot_cmd(results: tuple[str, ...], metric: str, skip_bad: bool, quiet: bool,
     _run(body)
 
 
-COMMANDS = (leaderboard_cmd, compare_cmd, plot_cmd)
+@click.command(name="fidelity", context_settings=_CTX)
+@click.argument("results", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=True, file_okay=True))
+@click.option("--out-dir", default=".", show_default=True, type=click.Path(file_okay=False),
+              help="Where fidelity.md, fidelity.csv, fidelity-tests.csv and "
+                   "fidelity-runs.csv go.")
+@click.option("--quiet", is_flag=True, help="Only the file names.")
+def fidelity_cmd(results: tuple[str, ...], out_dir: str, quiet: bool) -> None:
+    """Does a study behave as the papers say? Per (space, method): parameter-free share of
+    the normal cell (first -> final epoch) and Hessian eigenvalue growth, mean +- std over
+    seeds, beside the published direction; DARTS vs SDARTS-ADV Mann-Whitney p-values,
+    Holm-corrected."""
+    def body() -> None:
+        from .fidelity import write_fidelity
+
+        files = write_fidelity(results, out_dir)
+        if not quiet:
+            click.echo(files[-1].read_text())
+        for f in files:
+            click.echo(f"wrote {f}")
+
+    _run(body)
+
+
+COMMANDS = (leaderboard_cmd, compare_cmd, plot_cmd, fidelity_cmd)

@@ -34,7 +34,10 @@ RUN_COLUMNS = ["run_id", "method", "space", "dataset", "seed", "status", "epochs
 IDENTITY_COLUMNS = ["run_id", "method", "space", "dataset", "seed", "status", "path"]
 # config fields that say where a run executed, not what it computed (plus the seed): runs that
 # agree on everything else share a "setting" and belong in one leaderboard row
-_NOT_SETTING = {"seed", "out", "device", "progress", "data_root"}
+# (the fast-path fields too: layout, precision, data loader and compilation change speed, and
+# runs made before they existed have no such keys)
+_NOT_SETTING = {"seed", "out", "device", "progress", "data_root", "memory_format", "precision",
+                "data_loader", "compile"}
 _ERROR_FIELDS = ("final_test_error", "best_test_error")
 
 
