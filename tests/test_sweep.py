@@ -160,6 +160,13 @@ def test_fidelity_study_file_expands_to_the_papers_grid():
     assert (c.layers, c.channels, c.batch_size, c.epochs, c.hessian_every) == (3, 8, 16, 8, 2)
     assert c.alpha_lr == 3e-3 and c.oracle == "oneshot"
     assert len({c.run_id() for c in cfgs}) == 60
+    # the second setting: DARTS vs SDARTS-ADV on S3, longer, larger w lr, smaller train split
+    spec, _ = load_sweep_file(os.path.join(os.path.dirname(__file__), "..", "studies",
+                                           "fidelity-mechanism.toml"))
+    cells = sweep_mod.validate(spec)
+    assert len(cells) == 10 and {c.config.method for c in cells} == {"darts", "sdarts-adv"}
+    c = cells[0].config
+    assert (c.epochs, c.w_lr, c.train_portion, c.space) == (40, 0.1, 0.3, "s3")
 
 
 def test_killed_sweep_resumes_every_run_exactly_once(tmp_path):
