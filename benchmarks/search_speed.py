@@ -115,6 +115,38 @@ def largest_batch(method: str, setting: dict, device: str, fast: dict, steps: in
     return best
 
 
+def trajectory(method: str, setting: dict, device: str, epochs: int, steps: int,
+               plain: dict, fast: dict, images: int) -> dict:
+    """The same fixed-seed search on both paths' numerics, with the same (on-device) batches:
+    per epoch, do the derived genotypes agree, and how far apart are the search-val
+    accuracies? (The DataLoader path draws its augmentations from another RNG, so it would
+    see other batches; layout, precision and compilation are what is compared here.)"""
+    import tempfile
+
+    from nasbench_eval.runner import run
+
+    docs = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, ex in (("plain", {**plain, "data_loader": "device"}), ("fast", fast)):
+            cfg = _config(method, setting, device, images=images, **ex)
+            cfg = RunConfig.from_dict({**cfg.to_dict(), "epochs": epochs,
+                                       "max_steps_per_epoch": steps, "out": f"{tmp}/{name}",
+                                       "bn_recalibration_batches": 2})
+            d = run(cfg)
+            rows = [json.loads(line) for line in (d / "genotypes.jsonl").read_text().splitlines()]
+            import csv
+
+            with (d / "metrics.csv").open() as f:
+                acc = [float(r["val_acc"]) for r in csv.DictReader(f)]
+            docs[name] = ([r["genotype"] for r in rows], acc)
+    (ga, aa), (gb, ab) = docs["plain"], docs["fast"]
+    same = [a == b for a, b in zip(ga, gb)]
+    return {"method": method, "epochs": epochs, "steps_per_epoch": steps,
+            "genotype_equal_per_epoch": same, "epochs_equal": sum(same),
+            "val_acc_plain": aa, "val_acc_fast": ab,
+            "max_abs_val_acc_diff": max(abs(x - y) for x, y in zip(aa, ab))}
+
+
 def _commit() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -137,6 +169,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--images", type=int, default=N_IMAGES, help="synthetic training images")
     p.add_argument("--compile", action="store_true", help="fast path with torch.compile too")
     p.add_argument("--no-largest-batch", action="store_true")
+    p.add_argument("--trajectory", type=int, default=0, metavar="EPOCHS",
+                   help="also run a fixed-seed darts search of EPOCHS epochs on both paths' "
+                        "numerics and compare the genotype trajectories")
+    p.add_argument("--trajectory-steps", type=int, default=50, help="steps per epoch of it")
     p.add_argument("--out", default="results/benchmarks")
     args = p.parse_args(argv)
 
@@ -175,6 +211,12 @@ def main(argv: list[str] | None = None) -> dict:
         mem = (f"  peak {r_plain['peak_gib']:.2f} / {r_fast['peak_gib']:.2f} GiB" if cuda else "")
         print(f"{m:11s} plain {r_plain['s_per_step']:.4f} s/step  fast "
               f"{r_fast['s_per_step']:.4f} s/step  speedup {row['speedup']:.2f}x{mem}", flush=True)
+    if args.trajectory:
+        t = trajectory("darts", setting, str(device), args.trajectory, args.trajectory_steps,
+                       plain, fast, args.images)
+        record["trajectory"] = t
+        print(f"trajectory: genotypes equal in {t['epochs_equal']}/{t['epochs']} epochs, "
+              f"max |val acc plain - fast| {t['max_abs_val_acc_diff']:.4f}", flush=True)
     md = to_markdown(record)
     print(md)
     out = Path(args.out)
@@ -211,6 +253,13 @@ def to_markdown(r: dict) -> str:
         lines += ["", f"Largest batch of the fast path that fits ({m}): {b['batch_size']}, "
                   f"{b['s_per_step']:.4f} s/step, {b['s_per_epoch']:.1f} s/epoch "
                   f"({b['steps_per_epoch']} steps), peak {fmt(b['peak_gib'])} GiB"]
+    t = r.get("trajectory")
+    if t:
+        lines += ["", f"Fixed-seed darts search, {t['epochs']} epochs x {t['steps_per_epoch']} "
+                  f"steps, same on-device batches, plain numerics (fp32, NCHW) vs fast: derived "
+                  f"genotypes equal in {t['epochs_equal']} of {t['epochs']} epochs "
+                  f"({''.join('=' if e else 'x' for e in t['genotype_equal_per_epoch'])}); "
+                  f"largest search-val accuracy difference {t['max_abs_val_acc_diff']:.4f}."]
     ex = next(iter(r["methods"].values()), None)
     if ex:
         lines += ["", f"plain path: `{ex['plain']['execution']}`  ",

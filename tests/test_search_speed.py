@@ -13,7 +13,8 @@ def test_search_speed_benchmark_runs_and_records(tmp_path):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     rec = mod.main(["--device", "cpu", "--setting", "tiny", "--methods", "darts,sdarts-adv",
-                    "--steps", "2", "--warmup", "1", "--images", "256", "--out", str(tmp_path)])
+                    "--steps", "2", "--warmup", "1", "--images", "256", "--out", str(tmp_path),
+                    "--trajectory", "2", "--trajectory-steps", "2"])
     assert set(rec["methods"]) == {"darts", "sdarts-adv"}
     for row in rec["methods"].values():
         assert row["plain"]["execution"]["data_loader"] == "torch"
@@ -25,3 +26,7 @@ def test_search_speed_benchmark_runs_and_records(tmp_path):
     assert saved["setting"]["name"] == "tiny" and saved["torch"]
     md = (tmp_path / "search-speed-cpu-tiny.md").read_text()
     assert "| darts |" in md and "| sdarts-adv |" in md and "commit" in md
+    t = rec["trajectory"]
+    assert t["epochs"] == 2 and len(t["genotype_equal_per_epoch"]) == 2
+    assert len(t["val_acc_plain"]) == len(t["val_acc_fast"]) == 2
+    assert "Fixed-seed darts search" in md
