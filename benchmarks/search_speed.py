@@ -59,7 +59,8 @@ def _config(method: str, setting: dict, device: str, batch_size: int | None = No
         layers=setting["layers"], channels=setting["channels"],
         batch_size=batch_size or setting["batch_size"], train_portion=0.5, device=device,
         oracle="oneshot", progress=False, hessian_every=0,
-        dataset_options={"n_train": images, "n_test": 64, "shape": list(setting["shape"])},
+        dataset_options={"n_train": images, "n_test": 64, "shape": list(setting["shape"]),
+                         "augment": True},
         **execution)
 
 
@@ -237,7 +238,7 @@ def to_markdown(r: dict) -> str:
         f"{r['threads']} CPU threads",
         f"- setting `{s['name']}`: DARTS space, {s['layers']} cells, {s['channels']} channels, "
         f"batch {s['batch_size']}, synthetic {s['images']:,} images {tuple(s['shape'])} split "
-        f"50/50; median of {r['steps']} steps after {r['warmup']} warm-up steps", "",
+        f"50/50, CIFAR-10's augmentation (crop with padding 4, flip); median of {r['steps']} steps after {r['warmup']} warm-up steps", "",
         "| method | plain s/step | fast s/step | speedup | plain s/epoch | fast s/epoch "
         "| plain peak GiB | fast peak GiB |",
         "|---|---|---|---|---|---|---|---|",

@@ -100,8 +100,10 @@ def _digits(root: Path, **_: object) -> Dataset:
 
 
 def _synthetic(root: Path, n_train: int = 512, n_test: int = 128, shape: tuple[int, int, int] = (3, 16, 16),
-               num_classes: int = 10, **_: object) -> Dataset:
-    """Random images with a class-dependent mean, so a model can learn something quickly."""
+               num_classes: int = 10, augment: bool = False, **_: object) -> Dataset:
+    """Random images with a class-dependent mean, so a model can learn something quickly.
+    ``augment``: CIFAR-10's search augmentation (random crop with padding 4, horizontal
+    flip), so benchmarks run the data pipeline of the real dataset."""
     g = torch.Generator().manual_seed(1234)
 
     def make(n: int) -> tuple[Tensor, Tensor]:
@@ -113,7 +115,8 @@ def _synthetic(root: Path, n_train: int = 512, n_test: int = 128, shape: tuple[i
     train_x, train_y = make(n_train)
     test_x, test_y = make(n_test)
     mean, std = _stats(train_x)
-    return Dataset("synthetic", train_x, train_y, test_x, test_y, num_classes, mean, std)
+    return Dataset("synthetic", train_x, train_y, test_x, test_y, num_classes, mean, std,
+                   Augment(crop_padding=4, hflip=True) if augment else Augment())
 
 
 def _read_idx(path: Path) -> np.ndarray:
