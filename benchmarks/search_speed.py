@@ -10,7 +10,8 @@ execution settings differ (fastpath.py):
 * plain: a CPU ``torch.utils.data.DataLoader`` with per-image transforms, fp32, NCHW, no cuDNN
   autotuning (what the public DARTS code does);
 * fast:  batches drawn and augmented on the device, channels_last, bf16 autocast on CUDA,
-  cuDNN autotuning on CUDA (``--compile`` adds torch.compile).
+  cuDNN autotuning and the step captured as a CUDA graph on CUDA (``--no-cuda-graphs`` to
+  leave it out; ``--compile`` uses torch.compile instead).
 
 A step is what the runner times: fetching one training and one validation batch and one
 ``method.step`` (alpha step + w step, with the method's perturbation). The per-step time is
@@ -37,7 +38,7 @@ from pathlib import Path
 import torch
 
 from nasbench_eval.config import RunConfig
-from nasbench_eval.fastpath import reference_execution
+from nasbench_eval.fastpath import StepRunner, reference_execution
 from nasbench_eval.runner import build_search, resolve_device
 
 METHODS = ["darts", "darts-2nd", "sdarts-rs", "sdarts-adv", "maxw", "msr"]
@@ -77,6 +78,9 @@ def measure(cfg: RunConfig, steps: int, warmup: int) -> dict:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     search.supernet.train()
+    stepper = StepRunner(method, capture=search.execution.cuda_graphs)  # as the runner does
+    if stepper.capture:
+        method.make_capturable()
     g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
     batches = zip(search.train.epoch(g1), search.val.epoch(g2))
     times = []
@@ -84,16 +88,17 @@ def measure(cfg: RunConfig, steps: int, warmup: int) -> dict:
     for i in range(warmup + steps):
         t = time.perf_counter()
         tb, vb = next(batches)
-        method.step(tb, vb)
+        stepper(tb, vb)
         _sync(device)
         if i >= warmup:
             times.append(time.perf_counter() - t)
     out = {"s_per_step": statistics.median(times), "steps_per_epoch": search.steps_per_epoch,
-           "min_s": min(times), "max_s": max(times), "execution": search.execution.to_dict()}
+           "min_s": min(times), "max_s": max(times), "execution": search.execution.to_dict(),
+           "captured": stepper.graph is not None, "capture_error": stepper.failed}
     out["s_per_epoch"] = out["s_per_step"] * out["steps_per_epoch"]
     out["peak_gib"] = (torch.cuda.max_memory_allocated(device) / 2 ** 30
                        if device.type == "cuda" else None)
-    del search, method, batches
+    del search, method, batches, stepper
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
@@ -170,6 +175,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--images", type=int, default=N_IMAGES, help="synthetic training images")
     p.add_argument("--compile", action="store_true", help="fast path with torch.compile too")
     p.add_argument("--no-largest-batch", action="store_true")
+    p.add_argument("--no-cuda-graphs", action="store_true",
+                   help="fast path without capturing the step (CUDA)")
     p.add_argument("--trajectory", type=int, default=0, metavar="EPOCHS",
                    help="also run a fixed-seed darts search of EPOCHS epochs on both paths' "
                         "numerics and compare the genotype trajectories")
@@ -185,7 +192,8 @@ def main(argv: list[str] | None = None) -> dict:
     warmup = args.warmup if args.warmup is not None else (5 if cuda else 2)
     plain = reference_execution()
     fast = {"memory_format": "auto", "precision": "auto", "data_loader": "device",
-            "compile": args.compile}
+            "compile": args.compile,
+            "cuda_graphs": cuda and not args.compile and not args.no_cuda_graphs}
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     dev_name = torch.cuda.get_device_name(device) if cuda else (platform.processor() or "cpu")
     record = {
@@ -210,6 +218,8 @@ def main(argv: list[str] | None = None) -> dict:
                                                  max(3, steps // 2), args.images)
         record["methods"][m] = row
         mem = (f"  peak {r_plain['peak_gib']:.2f} / {r_fast['peak_gib']:.2f} GiB" if cuda else "")
+        if cuda and r_fast["capture_error"]:
+            print(f"{m}: capture failed, the fast path ran eagerly: {r_fast['capture_error']}")
         print(f"{m:11s} plain {r_plain['s_per_step']:.4f} s/step  fast "
               f"{r_fast['s_per_step']:.4f} s/step  speedup {row['speedup']:.2f}x{mem}", flush=True)
     if args.trajectory:
@@ -249,6 +259,11 @@ def to_markdown(r: dict) -> str:
         lines.append(f"| {m} | {p['s_per_step']:.4f} | {f['s_per_step']:.4f} | "
                      f"{row['speedup']:.2f}x | {p['s_per_epoch']:.1f} | {f['s_per_epoch']:.1f} | "
                      f"{fmt(p['peak_gib'])} | {fmt(f['peak_gib'])} |")
+    if r["device"].startswith("cuda"):
+        cap = ", ".join(f"{m} {'yes' if row['fast'].get('captured') else 'no'}"
+                        + (f" ({row['fast']['capture_error']})" if row["fast"].get("capture_error")
+                           else "") for m, row in r["methods"].items())
+        lines += ["", f"Step captured as a CUDA graph on the fast path: {cap}."]
     lb = [(m, row["largest_batch"]) for m, row in r["methods"].items() if row.get("largest_batch")]
     for m, b in lb:
         lines += ["", f"Largest batch of the fast path that fits ({m}): {b['batch_size']}, "

@@ -66,6 +66,9 @@ _D = RunConfig()
                    "DataLoader with per-image transforms (the reference code's path).")
 @click.option("--compile/--no-compile", "compile", default=_D.compile, show_default=True,
               help="torch.compile the supernet (CUDA graphs on GPU); long compile on CPU.")
+@click.option("--cuda-graphs", is_flag=True, default=_D.cuda_graphs,
+              help="Capture each epoch's search step as a CUDA graph and replay it "
+                   "(CUDA only; methods that support it; not yet verified on a GPU).")
 @click.option("--out", default=_D.out, show_default=True, help="Directory that holds run directories.")
 @click.option("--data-root", default=None, help="Dataset cache (default $NASBENCH_EVAL_DATA or ~/.cache/nasbench-eval/data).")
 @click.option("--resume", is_flag=True, help="Continue the run with these settings from its last finished epoch.")

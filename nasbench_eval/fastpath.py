@@ -41,6 +41,7 @@ class Execution:
     data_loader: str
     cudnn_benchmark: bool
     compile: bool
+    cuda_graphs: bool = False
 
     @property
     def torch_memory_format(self) -> torch.memory_format:
@@ -55,7 +56,7 @@ class Execution:
     def to_dict(self) -> dict[str, Any]:
         return {"memory_format": self.memory_format, "precision": self.precision,
                 "data_loader": self.data_loader, "cudnn_benchmark": self.cudnn_benchmark,
-                "compile": self.compile}
+                "compile": self.compile, "cuda_graphs": self.cuda_graphs}
 
 
 def _check(name: str, value: str, valid: tuple[str, ...]) -> None:
@@ -66,25 +67,35 @@ def _check(name: str, value: str, valid: tuple[str, ...]) -> None:
 
 
 def resolve_execution(memory_format: str, precision: str, data_loader: str, compile: bool,
-                      device: torch.device) -> Execution:
+                      device: torch.device, cuda_graphs: bool = False) -> Execution:
     """Turn the ``auto`` settings into concrete ones for ``device``."""
     _check("memory_format", memory_format, MEMORY_FORMATS)
     _check("precision", precision, PRECISIONS)
     _check("data_loader", data_loader, DATA_LOADERS)
     cuda = device.type == "cuda"
+    if cuda_graphs and not cuda:
+        from .errors import NasbenchEvalError
+
+        raise NasbenchEvalError(f"CUDA graphs need a CUDA device; this run is on {device} "
+                                f"(drop --cuda-graphs, or use --device cuda)")
+    if cuda_graphs and compile:
+        from .errors import NasbenchEvalError
+
+        raise NasbenchEvalError("--cuda-graphs and --compile both capture the step; choose one "
+                                "(--compile uses torch.compile's reduce-overhead mode on CUDA)")
     if memory_format == "auto":
         memory_format = "channels_last"
     if precision == "auto":
         precision = "bf16" if cuda else "fp32"
     return Execution(memory_format, precision, data_loader, cudnn_benchmark=cuda,
-                     compile=bool(compile))
+                     compile=bool(compile), cuda_graphs=bool(cuda_graphs))
 
 
 def reference_execution() -> dict[str, Any]:
     """The RunConfig settings of the reference-style path: what the public DARTS code does
     (a CPU DataLoader with per-image transforms, fp32, NCHW, no cuDNN autotuning)."""
     return {"memory_format": "contiguous", "precision": "fp32", "data_loader": "torch",
-            "compile": False}
+            "compile": False, "cuda_graphs": False}
 
 
 def prepare_model(model: nn.Module, ex: Execution, device: torch.device) -> nn.Module:
@@ -97,3 +108,82 @@ def prepare_model(model: nn.Module, ex: Execution, device: torch.device) -> nn.M
         # CUDA graphs (reduce-overhead) only where there is a GPU to capture on
         model.compile(mode="reduce-overhead" if device.type == "cuda" else None)
     return model
+
+
+class StepRunner:
+    """Runs ``method.step`` on persistent input buffers, and on CUDA (``capture``) records it
+    once per epoch as a CUDA graph that every later step of the epoch replays.
+
+    Why per epoch: a captured graph bakes in every Python number the step used (the w
+    learning rate of the cosine schedule, SDARTS's eps ramp, R-DARTS's drop-path rate), and
+    those change only between epochs. The first ``warmup`` steps of an epoch run eagerly
+    (on a side stream, as CUDA graph capture requires; they also create optimizer state),
+    the next one is captured and replayed, the rest replay.
+
+    Methods opt in with ``capturable = True`` (their step has no host-side state that changes
+    per step); others, and any capture that raises, run the same buffers eagerly (with a
+    warning in the second case). Inputs are copied into the buffers, outputs cloned out of
+    the graph's, so callers see ordinary tensors. Not yet run on a GPU in this project's CI
+    or sessions: benchmarks/search_speed.py --trajectory is the check that it computes what
+    the eager step computes.
+    """
+
+    def __init__(self, method: Any, capture: bool = False, warmup: int = 3):
+        self.method = method
+        self.capture = bool(capture) and bool(getattr(method, "capturable", False))
+        self.warmup = warmup
+        self.buffers: list[torch.Tensor] | None = None
+        self.graph: Any = None
+        self.outputs: dict[str, torch.Tensor] | None = None
+        self.eager_steps = 0
+        self.failed: str | None = None
+
+    def begin_epoch(self) -> None:
+        """Forget the captured graph: the next steps warm up and capture again."""
+        self.graph, self.outputs, self.eager_steps = None, None, 0
+
+    def _load(self, tensors: tuple[torch.Tensor, ...]) -> None:
+        if self.buffers is None or any(b.shape != t.shape or b.dtype != t.dtype
+                                       for b, t in zip(self.buffers, tensors)):
+            if self.graph is not None:
+                self.begin_epoch()  # a new shape (a last, smaller batch) cannot replay
+            self.buffers = [t.clone() for t in tensors]
+        else:
+            for b, t in zip(self.buffers, tensors):
+                b.copy_(t, non_blocking=True)
+
+    def _eager(self) -> dict[str, torch.Tensor]:
+        b = self.buffers
+        return self.method.step((b[0], b[1]), (b[2], b[3]))
+
+    def __call__(self, train_batch: tuple[torch.Tensor, torch.Tensor],
+                 val_batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+        self._load((*train_batch, *val_batch))
+        if not self.capture or self.failed:
+            return self._eager()
+        if self.graph is not None:
+            self.graph.replay()
+            return {k: v.clone() for k, v in self.outputs.items()}
+        if self.eager_steps < self.warmup:
+            self.eager_steps += 1
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                out = self._eager()
+            torch.cuda.current_stream().wait_stream(side)
+            return out
+        try:
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                outputs = self._eager()
+        except Exception as exc:  # noqa: BLE001 - fall back, never lose the run
+            import warnings
+
+            self.failed = f"{type(exc).__name__}: {exc}"
+            warnings.warn(f"CUDA graph capture of the {self.method.name} step failed "
+                          f"({self.failed}); running it eagerly", stacklevel=2)
+            torch.cuda.synchronize()
+            return self._eager()
+        self.graph, self.outputs = graph, outputs
+        graph.replay()  # capture records, it does not run: this is the step itself
+        return {k: v.clone() for k, v in outputs.items()}

@@ -28,7 +28,7 @@ from torch import nn
 
 from .config import RunConfig
 from .data import BatchStream, Dataset, TorchLoaderStream, load_dataset
-from .fastpath import Execution, prepare_model, resolve_execution
+from .fastpath import Execution, StepRunner, prepare_model, resolve_execution
 from .errors import NasbenchEvalError, RunDirError
 from .methods import Method, create_method
 from .oracles import Oracle, OracleContext, create_oracle
@@ -104,6 +104,7 @@ class Search:
     method: Method
     oracle: Oracle
     execution: Execution
+    stepper: StepRunner | None = None
 
     @property
     def steps_per_epoch(self) -> int:
@@ -127,7 +128,8 @@ def build_search(cfg: RunConfig) -> Search:
             f"oracle '{cfg.oracle}' cannot score space '{space.name}' (family {space.family})"
             + (f": {reason(space, cfg)}" if reason else "") + "; --oracle oneshot works everywhere")
     device = resolve_device(cfg.device)
-    ex = resolve_execution(cfg.memory_format, cfg.precision, cfg.data_loader, cfg.compile, device)
+    ex = resolve_execution(cfg.memory_format, cfg.precision, cfg.data_loader, cfg.compile, device,
+                           cfg.cuda_graphs)
     data = load_dataset(cfg.dataset, cfg.data_root, **cfg.dataset_options)
     tr_idx, va_idx = data.search_split(cfg.train_portion)
     for split, idx in (("search-train", tr_idx), ("search-val", va_idx)):
@@ -326,12 +328,17 @@ def _search_epoch(search: Search, epoch: int, bar) -> dict[str, Any]:
     g_val = torch.Generator().manual_seed(derived_seed(cfg.seed, epoch, "val"))
     t0 = time.perf_counter()
     search.supernet.train()
+    if search.stepper is None:
+        search.stepper = StepRunner(method, capture=search.execution.cuda_graphs)
+        if search.stepper.capture:
+            method.make_capturable()
+    search.stepper.begin_epoch()
     sums: dict[str, torch.Tensor] = {}
     batches = zip(search.train.epoch(g_train), search.val.epoch(g_val))
     for i, (tb, vb) in enumerate(batches):
         if i >= search.steps_per_epoch:
             break
-        for k, v in method.step(tb, vb).items():
+        for k, v in search.stepper(tb, vb).items():
             sums[k] = sums[k] + v if k in sums else v
         bar.update(1)
     host = {k: float(v) for k, v in sums.items()}  # the one sync of the epoch

@@ -213,5 +213,47 @@ def test_run_with_the_torch_loader_records_its_execution(tiny_cfg):
     doc = json.loads((d / "config.json").read_text())
     assert doc["execution"] == {"memory_format": "contiguous", "precision": "fp32",
                                 "data_loader": "torch", "cudnn_benchmark": False,
-                                "compile": False}
+                                "compile": False, "cuda_graphs": False}
     assert json.loads((d / "summary.json").read_text())["status"] == "finished"
+
+
+# ----------------------------------------------------------------------------- static step
+
+def test_static_buffer_step_equals_the_direct_step():
+    """StepRunner (the CUDA-graph wrapper, here without capture) copies each batch into the
+    same persistent buffers and computes exactly what method.step computes."""
+    from nasbench_eval.fastpath import StepRunner
+
+    a, b = _search("sdarts-rs", "s3"), _search("sdarts-rs", "s3")
+    runner = StepRunner(b.method, capture=False)
+    ptrs = set()
+    for s in (a, b):
+        s.supernet.train()
+    batches = list(zip(a.train.epoch(torch.Generator().manual_seed(1)),
+                       a.val.epoch(torch.Generator().manual_seed(2))))[:3]
+    for tb, vb in batches:
+        torch.manual_seed(7)  # the same perturbation noise on both sides
+        out_a = a.method.step(tb, vb)
+        torch.manual_seed(7)
+        out_b = runner(tb, vb)
+        ptrs.add(tuple(t.data_ptr() for t in runner.buffers))
+        for k in out_a:
+            torch.testing.assert_close(out_a[k], out_b[k], rtol=0, atol=0)
+    assert len(ptrs) == 1  # the same buffers every step
+    assert runner.buffers[0] is not batches[-1][0][0]  # copies, not the caller's tensors
+    for k in a.method.alphas:
+        assert torch.equal(a.method.alphas[k], b.method.alphas[k])
+
+
+def test_capture_only_for_capturable_methods_and_only_on_cuda():
+    from nasbench_eval.fastpath import StepRunner
+
+    assert StepRunner(_search("darts").method, capture=True).capture
+    assert not StepRunner(_search("random-ws").method, capture=True).capture
+    with pytest.raises(NasbenchEvalError, match="CUDA graphs need a CUDA device"):
+        resolve_execution("auto", "auto", "device", False, torch.device("cpu"), cuda_graphs=True)
+    with pytest.raises(NasbenchEvalError, match="choose one"):
+        resolve_execution("auto", "auto", "device", True, torch.device("cuda"), cuda_graphs=True)
+    s = _search("darts")
+    s.method.make_capturable()
+    assert all(g["capturable"] for g in s.method.alpha_opt.param_groups)

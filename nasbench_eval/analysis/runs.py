@@ -37,7 +37,7 @@ IDENTITY_COLUMNS = ["run_id", "method", "space", "dataset", "seed", "status", "p
 # (the fast-path fields too: layout, precision, data loader and compilation change speed, and
 # runs made before they existed have no such keys)
 _NOT_SETTING = {"seed", "out", "device", "progress", "data_root", "memory_format", "precision",
-                "data_loader", "compile"}
+                "data_loader", "compile", "cuda_graphs"}
 _ERROR_FIELDS = ("final_test_error", "best_test_error")
 
 

@@ -117,6 +117,9 @@ class GradientMethod:
     """Method-specific options and their defaults; ``cfg.method_options`` overrides them.
     The CLI turns each into a ``--flag`` (``pgd_steps`` -> ``--pgd-steps``)."""
     option_help: ClassVar[dict[str, str]] = {}
+    capturable: ClassVar[bool] = False
+    """True when a step keeps no host-side state that changes from step to step, so a CUDA
+    graph of it (fastpath.StepRunner, recaptured every epoch) replays the same computation."""
     config_defaults: ClassVar[dict[str, Any]] = {}
     """RunConfig settings this method defaults differently (only ``GLOBAL_DEFAULTS`` keys)."""
 
@@ -124,6 +127,15 @@ class GradientMethod:
         self.mixing: Mixing = SoftmaxMixing()
         self.epoch = 0
         self._autocast: Callable[[], AbstractContextManager[Any]] = nullcontext
+
+    def make_capturable(self) -> None:
+        """Adam's step counter and bias correction on the device (``capturable``), so a
+        replayed graph counts steps; also after a resume loaded a non-capturable state."""
+        for group in self.alpha_opt.param_groups:
+            group["capturable"] = True
+        for p, state in self.alpha_opt.state.items():
+            if "step" in state and torch.is_tensor(state["step"]):
+                state["step"] = state["step"].to(p.device, torch.float32)
 
     def set_execution(self, execution: Any, device: torch.device) -> None:
         """Adopt the run's precision: the supernet's forward runs under its autocast; the

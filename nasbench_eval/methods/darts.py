@@ -67,6 +67,7 @@ class Darts(GradientMethod):
     """DARTS, first order: alpha follows dL_val/dalpha at the current weights."""
 
     name = "darts"
+    capturable = True
     paper = "Liu, Simonyan & Yang, DARTS: Differentiable Architecture Search, ICLR 2019"
 
 
@@ -75,6 +76,7 @@ class Darts2nd(GradientMethod):
     """DARTS, second order: unrolled one SGD step, finite-difference Hessian-vector product."""
 
     name = "darts-2nd"
+    capturable = True
     paper = "Liu, Simonyan & Yang, DARTS: Differentiable Architecture Search, ICLR 2019"
     options = {"hvp_r": 0.01}
     option_help = {"hvp_r": "finite-difference radius of the Hessian-vector product"}

@@ -43,6 +43,7 @@ class MaxW(GradientMethod):
     """Max-W DARTS (sharpDARTS): edges mix with 1 - max(w) + w_i, w = softmax(alpha)."""
 
     name = "maxw"
+    capturable = True
     paper = ("Hundt, Jain & Hager, sharpDARTS: Faster and More Accurate Differentiable "
              "Architecture Search, 2019")
 

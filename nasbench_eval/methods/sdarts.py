@@ -153,6 +153,7 @@ class SdartsRS(_PerturbedWStep):
     """SDARTS-RS: the w step mixes with softmax(alpha) + U(-eps, eps), projected to the simplex."""
 
     name = "sdarts-rs"
+    capturable = True
     paper = PAPER
 
     def perturb(self, batch: Batch, clean: ArchWeights, eps: float) -> ArchWeights:
@@ -165,6 +166,7 @@ class SdartsADV(_PerturbedWStep):
     """SDARTS-ADV: the w step mixes with PGD-worst-case weights within eps of softmax(alpha)."""
 
     name = "sdarts-adv"
+    capturable = True
     paper = PAPER
     options = {**_PerturbedWStep.options, "pgd_steps": 7, "pgd_step_size": None}
     option_help = {
