@@ -107,9 +107,9 @@ def format_markdown(summary: pd.DataFrame, tests: pd.DataFrame) -> str:
     p_of = {(t.space, t.metric): t.p_holm for t in tests.itertuples()} if len(tests) else {}
     pair_b = tests["b"].iloc[0] if len(tests) else None
     lines = ["| space | method | n | parameter-free share, first -> final epoch | published "
-             "| eigenvalue growth (last / first) | published | p (DARTS vs SDARTS-ADV, Holm): "
-             "share / growth |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| Hessian eigenvalue, first -> last probe | growth (last / first) | published "
+             "| p (DARTS vs SDARTS-ADV, Holm): share / growth |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for s in summary.itertuples():
         p = "-"
         if s.method == pair_b:
@@ -119,6 +119,7 @@ def format_markdown(summary: pd.DataFrame, tests: pd.DataFrame) -> str:
             f"| {s.space} | {s.method} | {s.n} | "
             f"{_pm(s.param_free_first_mean, s.param_free_first_std)} -> "
             f"{_pm(s.param_free_final_mean, s.param_free_final_std)} | {s.published_param_free} | "
+            f"{_pm(s.eig_first_mean, s.eig_first_std, 3)} -> {_pm(s.eig_last_mean, s.eig_last_std, 3)} | "
             f"{_pm(s.eig_growth_mean, s.eig_growth_std)} | {s.published_eig} | {p} |")
     return "\n".join(lines) + "\n"
 
