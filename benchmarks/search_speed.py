@@ -79,8 +79,7 @@ def measure(cfg: RunConfig, steps: int, warmup: int) -> dict:
         torch.cuda.reset_peak_memory_stats(device)
     search.supernet.train()
     stepper = StepRunner(method, capture=search.execution.cuda_graphs)  # as the runner does
-    if stepper.capture:
-        method.make_capturable()
+    method.make_capturable(stepper.capture)
     g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
     batches = zip(search.train.epoch(g1), search.val.epoch(g2))
     times = []
@@ -112,7 +111,7 @@ def largest_batch(method: str, setting: dict, device: str, fast: dict, steps: in
     for b in (setting["batch_size"] * 2 ** k for k in itertools.count(1)):
         try:
             r = measure(_config(method, setting, device, batch_size=b, images=images, **fast),
-                        steps, 2)
+                        steps, 5)
         except torch.OutOfMemoryError:
             break
         best = {"batch_size": b, **r}
@@ -132,8 +131,12 @@ def trajectory(method: str, setting: dict, device: str, epochs: int, steps: int,
     from nasbench_eval.runner import run
 
     docs = {}
+    base = {**plain, "data_loader": "device"}
+    variants = [("plain", base), ("fast", fast)]
+    if fast.get("cuda_graphs"):  # replay alone, with plain numerics: should agree to ~1e-6
+        variants.append(("plain+graphs", {**base, "cuda_graphs": True}))
     with tempfile.TemporaryDirectory() as tmp:
-        for name, ex in (("plain", {**plain, "data_loader": "device"}), ("fast", fast)):
+        for name, ex in variants:
             cfg = _config(method, setting, device, images=images, **ex)
             cfg = RunConfig.from_dict({**cfg.to_dict(), "epochs": epochs,
                                        "max_steps_per_epoch": steps, "out": f"{tmp}/{name}",
@@ -147,10 +150,15 @@ def trajectory(method: str, setting: dict, device: str, epochs: int, steps: int,
             docs[name] = ([r["genotype"] for r in rows], acc)
     (ga, aa), (gb, ab) = docs["plain"], docs["fast"]
     same = [a == b for a, b in zip(ga, gb)]
-    return {"method": method, "epochs": epochs, "steps_per_epoch": steps,
-            "genotype_equal_per_epoch": same, "epochs_equal": sum(same),
-            "val_acc_plain": aa, "val_acc_fast": ab,
-            "max_abs_val_acc_diff": max(abs(x - y) for x, y in zip(aa, ab))}
+    out = {"method": method, "epochs": epochs, "steps_per_epoch": steps,
+           "genotype_equal_per_epoch": same, "epochs_equal": sum(same),
+           "val_acc_plain": aa, "val_acc_fast": ab,
+           "max_abs_val_acc_diff": max(abs(x - y) for x, y in zip(aa, ab))}
+    if "plain+graphs" in docs:
+        gc_, ac = docs["plain+graphs"]
+        out["graphs_genotype_equal_per_epoch"] = [a == b for a, b in zip(ga, gc_)]
+        out["graphs_max_abs_val_acc_diff"] = max(abs(x - y) for x, y in zip(aa, ac))
+    return out
 
 
 def _commit() -> str:
@@ -276,6 +284,11 @@ def to_markdown(r: dict) -> str:
                   f"genotypes equal in {t['epochs_equal']} of {t['epochs']} epochs "
                   f"({''.join('=' if e else 'x' for e in t['genotype_equal_per_epoch'])}); "
                   f"largest search-val accuracy difference {t['max_abs_val_acc_diff']:.4f}."]
+        if "graphs_genotype_equal_per_epoch" in t:
+            g = t["graphs_genotype_equal_per_epoch"]
+            lines += ["", f"CUDA-graph replay alone (fp32, NCHW, captured vs eager): genotypes "
+                      f"equal in {sum(g)} of {len(g)} epochs, largest search-val accuracy "
+                      f"difference {t['graphs_max_abs_val_acc_diff']:.6f}."]
     ex = next(iter(r["methods"].values()), None)
     if ex:
         lines += ["", f"plain path: `{ex['plain']['execution']}`  ",

@@ -121,8 +121,10 @@ class StepRunner:
     the next one is captured and replayed, the rest replay.
 
     Methods opt in with ``capturable = True`` (their step has no host-side state that changes
-    per step); others, and any capture that raises, run the same buffers eagerly (with a
-    warning in the second case). Inputs are copied into the buffers, outputs cloned out of
+    per step); the others run the same buffers eagerly. A capture that raises stops the run
+    with an error naming the cause (status ``failed``; ``--resume`` without ``--cuda-graphs``
+    continues it eagerly): falling back inside a broken capture could leave the CUDA stream
+    and generator state corrupt. Inputs are copied into the buffers, outputs cloned out of
     the graph's, so callers see ordinary tensors. Not yet run on a GPU in this project's CI
     or sessions: benchmarks/search_speed.py --trajectory is the check that it computes what
     the eager step computes.
@@ -176,14 +178,16 @@ class StepRunner:
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
                 outputs = self._eager()
-        except Exception as exc:  # noqa: BLE001 - fall back, never lose the run
-            import warnings
+        except torch.OutOfMemoryError:
+            raise
+        except Exception as exc:
+            from .errors import NasbenchEvalError
 
-            self.failed = f"{type(exc).__name__}: {exc}"
-            warnings.warn(f"CUDA graph capture of the {self.method.name} step failed "
-                          f"({self.failed}); running it eagerly", stacklevel=2)
-            torch.cuda.synchronize()
-            return self._eager()
+            cause = exc.__context__ or exc  # capture_end's error hides the body's
+            self.failed = f"{type(cause).__name__}: {cause}"
+            raise NasbenchEvalError(
+                f"CUDA graph capture of the {self.method.name} step failed ({self.failed}); "
+                f"resume the run without --cuda-graphs to continue it eagerly") from exc
         self.graph, self.outputs = graph, outputs
         graph.replay()  # capture records, it does not run: this is the step itself
         return {k: v.clone() for k, v in outputs.items()}

@@ -330,8 +330,8 @@ def _search_epoch(search: Search, epoch: int, bar) -> dict[str, Any]:
     search.supernet.train()
     if search.stepper is None:
         search.stepper = StepRunner(method, capture=search.execution.cuda_graphs)
-        if search.stepper.capture:
-            method.make_capturable()
+        if hasattr(method, "make_capturable"):
+            method.make_capturable(search.stepper.capture)
     search.stepper.begin_epoch()
     sums: dict[str, torch.Tensor] = {}
     batches = zip(search.train.epoch(g_train), search.val.epoch(g_val))

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The fidelity study (issue #10) from a clean checkout, in one command:
 #   bash studies/fidelity.sh              # about 45 minutes on 2 CPU cores
-#   bash studies/fidelity.sh OTHER.toml OUT_DIR
+#   bash studies/fidelity.sh OTHER.toml [OUT_DIR]
+# The run directories go where the sweep file's `out` says; OUT_DIR (default: the folder above
+# it) receives the reports.
 # 1. runs the 60 searches of studies/fidelity.toml (rerun after an interruption: finished runs
 #    are skipped, interrupted ones resume);
 # 2. writes the leaderboard, the comparison with significance, the plots and the fidelity table
@@ -9,8 +11,9 @@
 #    command, commit, machine and date produced them.
 set -euo pipefail
 study="${1:-studies/fidelity.toml}"
-out="${2:-results/fidelity-digits}"
-runs="$out/runs"
+runs=$(python3 -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb")).get("out", "results"))' "$study")
+out="${2:-$(dirname "$runs")}"
+mkdir -p "$out"
 start=$(date +%s)
 nasbench-eval sweep "$study" --quiet
 sweep_s=$(( $(date +%s) - start ))

@@ -74,8 +74,9 @@ def test_summary_and_holm_corrected_tests(results):
     assert s.loc[("s2", "darts"), "n"] == 6
     assert "collapse" in s.loc[("s2", "darts"), "published_param_free"]
     t = tests.set_index(["space", "metric"])
+    perm = sps.PermutationMethod(n_resamples=np.inf)
     adv_growth = np.array([1.0 + 0.1 * k for k in SEEDS])
-    raw = sps.mannwhitneyu(darts_growth, adv_growth, alternative="two-sided").pvalue
+    raw = sps.mannwhitneyu(darts_growth, adv_growth, alternative="two-sided", method=perm).pvalue
     assert t.loc[("s2", "eig_growth"), "p"] == pytest.approx(raw)
     assert t.loc[("s3", "eig_growth"), "p"] == 1.0  # identical planted values
     # Holm: the smallest of the 4 p-values is multiplied by 4
@@ -95,3 +96,22 @@ def test_cli_writes_the_readme_table(results, tmp_path):
         assert (tmp_path / name).stat().st_size > 0
     bad = CliRunner().invoke(main, ["fidelity", str(tmp_path)])
     assert bad.exit_code != 0 and "Error" in bad.output
+
+
+def test_diverged_runs_are_counted_and_mixed_settings_refused(results, tmp_path):
+    import shutil
+
+    root = tmp_path / "runs"
+    shutil.copytree(results, root)
+    d = root / "darts-s2-digits-seed0-0000"
+    summary = json.loads((d / "summary.json").read_text())
+    (d / "summary.json").write_text(json.dumps({**summary, "status": "diverged"}))
+    s, _ = fidelity_table([root])
+    row = s.set_index(["space", "method"]).loc[("s2", "darts")]
+    assert row["diverged"] == 1 and row["n"] == 5
+    d = root / "darts-s3-digits-seed0-0000"
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["config"]["epochs"] = 99
+    (d / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(Exception, match="different settings"):
+        fidelity_table([root])

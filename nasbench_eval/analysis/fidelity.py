@@ -6,7 +6,14 @@ Hessian eigenvalue of L_val w.r.t. alpha (last / first probe), each as mean +- s
 direction the papers report. Then DARTS vs SDARTS-ADV per space and metric: a two-sided
 Mann-Whitney U test over the seeds (the runs of two methods share a seed's data order and
 initial weights, but the parameter-free shares are heavily tied multiples of 1/8, which
-suits the rank-sum test better than signed ranks), Holm-corrected over all the tests.
+suits the rank-sum test better than signed ranks), its p-value from the permutation
+distribution (exact enumeration for up to 10 + 10 runs; the normal approximation is poor
+with so many ties at these sizes), Holm-corrected over all the tests.
+
+The growth ratio is only defined when the first eigenvalue is positive (power iteration
+returns the eigenvalue of largest magnitude, which can be a small negative number on a flat
+landscape); other runs count in ``n`` but not in the growth columns. Diverged runs are
+counted (``diverged``) and left out of the means.
 """
 from __future__ import annotations
 
@@ -37,6 +44,11 @@ def per_run(paths_or_runs: Iterable[str | Path] | pd.DataFrame) -> pd.DataFrame:
     """One row per finished run: final and first parameter-free share, first and last
     eigenvalue and their ratio."""
     runs = _as_runs(paths_or_runs)
+    mixed = runs.groupby(["dataset", "space", "method"])["setting"].nunique()
+    if (mixed > 1).any():
+        where = ", ".join("/".join(map(str, k)) for k in mixed[mixed > 1].index)
+        raise AnalysisError(f"runs of different settings share a (dataset, space, method) "
+                            f"cell ({where}); give the runs of one study")
     runs = runs[runs["status"] == "finished"]
     if runs.empty:
         raise AnalysisError("no finished runs to tabulate")
@@ -48,6 +60,7 @@ def per_run(paths_or_runs: Iterable[str | Path] | pd.DataFrame) -> pd.DataFrame:
         pf = g["param_free_normal"].dropna()
         first, last = (float(eig.iloc[0]), float(eig.iloc[-1])) if len(eig) else (math.nan,) * 2
         rows.append({"run_id": run_id, "method": g["method"].iloc[0], "space": g["space"].iloc[0],
+                     "dataset": g["dataset"].iloc[0],
                      "seed": int(g["seed"].iloc[0]),
                      "param_free_first": float(pf.iloc[0]) if len(pf) else math.nan,
                      "param_free_final": float(pf.iloc[-1]) if len(pf) else math.nan,
@@ -60,11 +73,15 @@ def fidelity_table(paths_or_runs: Iterable[str | Path] | pd.DataFrame,
                    test_pair: tuple[str, str] = ("darts", "sdarts-adv")
                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(summary per space and method, tests of ``test_pair`` per space and metric)."""
-    r = per_run(paths_or_runs)
+    runs = _as_runs(paths_or_runs)
+    r = per_run(runs)
+    diverged = runs[runs["status"] == "diverged"].groupby(["dataset", "space", "method"]).size()
     summary = []
-    for (space, method), g in r.groupby(["space", "method"], sort=True):
+    for (dataset, space, method), g in r.groupby(["dataset", "space", "method"], sort=True):
         pub = PUBLISHED.get(method, ("-", "-"))
-        row = {"space": space, "method": method, "n": len(g)}
+        row = {"dataset": dataset, "space": space, "method": method, "n": len(g),
+               "diverged": int(diverged.get((dataset, space, method), 0)),
+               "n_growth": int(g["eig_growth"].notna().sum())}
         for col in ("param_free_first", "param_free_final", "eig_first", "eig_last", "eig_growth"):
             v = g[col].dropna()
             row[f"{col}_mean"] = float(v.mean()) if len(v) else math.nan
@@ -74,7 +91,7 @@ def fidelity_table(paths_or_runs: Iterable[str | Path] | pd.DataFrame,
     summary = pd.DataFrame(summary)
     tests = []
     a_name, b_name = test_pair
-    for space, g in r.groupby("space", sort=True):
+    for (dataset, space), g in r.groupby(["dataset", "space"], sort=True):
         a, b = g[g["method"] == a_name], g[g["method"] == b_name]
         for metric in METRICS:
             x, y = a[metric].dropna().to_numpy(), b[metric].dropna().to_numpy()
@@ -83,8 +100,10 @@ def fidelity_table(paths_or_runs: Iterable[str | Path] | pd.DataFrame,
             elif np.unique(np.concatenate([x, y])).size == 1:
                 p = 1.0  # every value equal: no evidence of a difference
             else:
-                p = float(sps.mannwhitneyu(x, y, alternative="two-sided").pvalue)
-            tests.append({"space": space, "metric": metric, "a": a_name, "b": b_name,
+                exact = math.comb(len(x) + len(y), len(x)) <= 200_000
+                perm = sps.PermutationMethod(n_resamples=np.inf if exact else 100_000, rng=0)
+                p = float(sps.mannwhitneyu(x, y, alternative="two-sided", method=perm).pvalue)
+            tests.append({"dataset": dataset, "space": space, "metric": metric, "a": a_name, "b": b_name,
                           "n_a": len(x), "n_b": len(y),
                           "mean_a": float(np.mean(x)) if len(x) else math.nan,
                           "mean_b": float(np.mean(y)) if len(y) else math.nan,
@@ -104,23 +123,27 @@ def _pm(mean: float, std: float, digits: int = 2) -> str:
 def format_markdown(summary: pd.DataFrame, tests: pd.DataFrame) -> str:
     """The README table: one row per (space, method), the DARTS vs SDARTS-ADV p-values in the
     SDARTS-ADV rows."""
-    p_of = {(t.space, t.metric): t.p_holm for t in tests.itertuples()} if len(tests) else {}
-    pair_b = tests["b"].iloc[0] if len(tests) else None
+    p_of = ({(t.dataset, t.space, t.metric): t.p_holm for t in tests.itertuples()}
+            if len(tests) else {})
+    pair_a, pair_b = (tests["a"].iloc[0], tests["b"].iloc[0]) if len(tests) else ("-", None)
     lines = ["| space | method | n | parameter-free share, first -> final epoch | published "
              "| Hessian eigenvalue, first -> last probe | growth (last / first) | published "
-             "| p (DARTS vs SDARTS-ADV, Holm): share / growth |",
+             f"| p ({pair_a} vs {pair_b}, Holm): share / growth |",
              "|---|---|---|---|---|---|---|---|---|"]
     for s in summary.itertuples():
         p = "-"
         if s.method == pair_b:
-            ps = [p_of.get((s.space, m), math.nan) for m in METRICS]
+            ps = [p_of.get((s.dataset, s.space, m), math.nan) for m in METRICS]
             p = " / ".join("-" if math.isnan(v) else f"{v:.3g}" for v in ps)
+        n = f"{s.n}" + (f" (+{s.diverged} diverged)" if s.diverged else "")
+        growth = _pm(s.eig_growth_mean, s.eig_growth_std) + (
+            f" (n={s.n_growth})" if s.n_growth != s.n else "")
         lines.append(
-            f"| {s.space} | {s.method} | {s.n} | "
+            f"| {s.space} | {s.method} | {n} | "
             f"{_pm(s.param_free_first_mean, s.param_free_first_std)} -> "
             f"{_pm(s.param_free_final_mean, s.param_free_final_std)} | {s.published_param_free} | "
             f"{_pm(s.eig_first_mean, s.eig_first_std, 3)} -> {_pm(s.eig_last_mean, s.eig_last_std, 3)} | "
-            f"{_pm(s.eig_growth_mean, s.eig_growth_std)} | {s.published_eig} | {p} |")
+            f"{growth} | {s.published_eig} | {p} |")
     return "\n".join(lines) + "\n"
 
 

@@ -128,14 +128,15 @@ class GradientMethod:
         self.epoch = 0
         self._autocast: Callable[[], AbstractContextManager[Any]] = nullcontext
 
-    def make_capturable(self) -> None:
+    def make_capturable(self, flag: bool = True) -> None:
         """Adam's step counter and bias correction on the device (``capturable``), so a
-        replayed graph counts steps; also after a resume loaded a non-capturable state."""
+        replayed graph counts steps. Set on every run (the flag is saved in checkpoints and
+        a run may resume on another device or without capture), state moved accordingly."""
         for group in self.alpha_opt.param_groups:
-            group["capturable"] = True
+            group["capturable"] = flag
         for p, state in self.alpha_opt.state.items():
             if "step" in state and torch.is_tensor(state["step"]):
-                state["step"] = state["step"].to(p.device, torch.float32)
+                state["step"] = state["step"].to(p.device if flag else "cpu", torch.float32)
 
     def set_execution(self, execution: Any, device: torch.device) -> None:
         """Adopt the run's precision: the supernet's forward runs under its autocast; the

@@ -94,8 +94,10 @@ class Darts2nd(GradientMethod):
 
             def loss(w: list[Tensor], a: list[Tensor]) -> Tensor:
                 weights = self.mixing(dict(zip(keys, a)))
-                logits = functional_call(net, {**dict(zip(names, w)), **buffers}, (x, weights))
-                return F.cross_entropy(logits, y)
+                with self._autocast():  # the run's precision, as every other forward
+                    logits = functional_call(net, {**dict(zip(names, w)), **buffers},
+                                             (x, weights))
+                return F.cross_entropy(logits.float(), y)
 
             return loss
 

@@ -212,7 +212,8 @@ class DartsES(RobustDartsBase):
         cuda = [device.index or 0] if device.type == "cuda" else []
 
         def loss(a: list[Tensor]) -> Tensor:
-            return self.loss(batch, self.mixing(dict(zip(keys, a))))[0]
+            # fp32 whatever the run's precision: the stop rule must not see bf16 rounding
+            return self.loss(batch, self.mixing(dict(zip(keys, a))), autocast=False)[0]
 
         saved = {k: v.clone() for k, v in self.supernet.state_dict().items() if "running" in k}
         try:

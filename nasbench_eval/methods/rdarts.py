@@ -69,6 +69,7 @@ def linear_ramp(value: float, epoch: int, epochs: int) -> float:
 
 
 class RobustDartsBase(Darts2nd):
+    capturable = False  # not reviewed for CUDA-graph capture (schedules, ramps): runs eagerly
     """DARTS as RobustDARTS runs it: second order by default, ``darts_order=1`` for first."""
 
     options: dict[str, Any] = {"darts_order": 2, "hvp_r": 0.01}
