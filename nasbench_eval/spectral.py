@@ -298,8 +298,10 @@ class ConvSpectralNorm(nn.Module):
         for name in ("u", "v"):
             key = prefix + name
             if key in state_dict:
-                old = getattr(self, name)
-                setattr(self, name, old.new_empty(state_dict[key].shape))
+                old, saved = getattr(self, name), state_dict[key]
+                # same shape *and strides* as saved (a channels_last vector must stay one, or
+                # the resumed convolutions round differently from the uninterrupted run)
+                setattr(self, name, torch.empty_like(saved, dtype=old.dtype, device=old.device))
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
                                       unexpected_keys, error_msgs)
         key = prefix + "input_hw"

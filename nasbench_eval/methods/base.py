@@ -132,9 +132,12 @@ class GradientMethod:
         """Adam's step counter and bias correction on the device (``capturable``), so a
         replayed graph counts steps. Set on every run (the flag is saved in checkpoints and
         a run may resume on another device or without capture), state moved accordingly."""
-        for group in self.alpha_opt.param_groups:
+        opt = getattr(self, "alpha_opt", None)
+        if opt is None:  # no architecture parameters (random-ws)
+            return
+        for group in opt.param_groups:
             group["capturable"] = flag
-        for p, state in self.alpha_opt.state.items():
+        for p, state in opt.state.items():
             if "step" in state and torch.is_tensor(state["step"]):
                 state["step"] = state["step"].to(p.device if flag else "cpu", torch.float32)
 
@@ -187,7 +190,8 @@ class GradientMethod:
         x, y = batch
         with self._autocast() if autocast else nullcontext():
             logits = self.supernet(x, weights)
-        logits = logits.float()
+        if logits.dtype in (torch.bfloat16, torch.float16):
+            logits = logits.float()  # the loss in fp32 (float64 models stay float64)
         return F.cross_entropy(logits, y), logits
 
     @property

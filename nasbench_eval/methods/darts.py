@@ -97,7 +97,9 @@ class Darts2nd(GradientMethod):
                 with self._autocast():  # the run's precision, as every other forward
                     logits = functional_call(net, {**dict(zip(names, w)), **buffers},
                                              (x, weights))
-                return F.cross_entropy(logits.float(), y)
+                if logits.dtype in (torch.bfloat16, torch.float16):
+                    logits = logits.float()
+                return F.cross_entropy(logits, y)
 
             return loss
 
