@@ -150,7 +150,7 @@ def trajectory(method: str, setting: dict, device: str, epochs: int, steps: int,
             docs[name] = ([r["genotype"] for r in rows], acc)
     (ga, aa), (gb, ab) = docs["plain"], docs["fast"]
     same = [a == b for a, b in zip(ga, gb)]
-    out = {"method": method, "epochs": epochs, "steps_per_epoch": steps,
+    out = {"method": method, "epochs": epochs, "steps_per_epoch": steps, "images": images,
            "genotype_equal_per_epoch": same, "epochs_equal": sum(same),
            "val_acc_plain": aa, "val_acc_fast": ab,
            "max_abs_val_acc_diff": max(abs(x - y) for x, y in zip(aa, ab))}
@@ -189,6 +189,9 @@ def main(argv: list[str] | None = None) -> dict:
                    help="also run a fixed-seed darts search of EPOCHS epochs on both paths' "
                         "numerics and compare the genotype trajectories")
     p.add_argument("--trajectory-steps", type=int, default=50, help="steps per epoch of it")
+    p.add_argument("--trajectory-images", type=int, default=2000,
+                   help="synthetic training images of it (every epoch evaluates the whole "
+                        "search-val half)")
     p.add_argument("--out", default="results/benchmarks")
     args = p.parse_args(argv)
 
@@ -232,7 +235,7 @@ def main(argv: list[str] | None = None) -> dict:
               f"{r_fast['s_per_step']:.4f} s/step  speedup {row['speedup']:.2f}x{mem}", flush=True)
     if args.trajectory:
         t = trajectory("darts", setting, str(device), args.trajectory, args.trajectory_steps,
-                       plain, fast, args.images)
+                       plain, fast, args.trajectory_images)
         record["trajectory"] = t
         print(f"trajectory: genotypes equal in {t['epochs_equal']}/{t['epochs']} epochs, "
               f"max |val acc plain - fast| {t['max_abs_val_acc_diff']:.4f}", flush=True)
@@ -280,7 +283,7 @@ def to_markdown(r: dict) -> str:
     t = r.get("trajectory")
     if t:
         lines += ["", f"Fixed-seed darts search, {t['epochs']} epochs x {t['steps_per_epoch']} "
-                  f"steps, same on-device batches, plain numerics (fp32, NCHW) vs fast: derived "
+                  f"steps ({t['images']:,} synthetic images), same on-device batches, plain numerics (fp32, NCHW) vs fast: derived "
                   f"genotypes equal in {t['epochs_equal']} of {t['epochs']} epochs "
                   f"({''.join('=' if e else 'x' for e in t['genotype_equal_per_epoch'])}); "
                   f"largest search-val accuracy difference {t['max_abs_val_acc_diff']:.4f}."]

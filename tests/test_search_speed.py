@@ -14,7 +14,7 @@ def test_search_speed_benchmark_runs_and_records(tmp_path):
     spec.loader.exec_module(mod)
     rec = mod.main(["--device", "cpu", "--setting", "tiny", "--methods", "darts,sdarts-adv",
                     "--steps", "2", "--warmup", "1", "--images", "256", "--out", str(tmp_path),
-                    "--trajectory", "2", "--trajectory-steps", "2"])
+                    "--trajectory", "2", "--trajectory-steps", "2", "--trajectory-images", "256"])
     assert set(rec["methods"]) == {"darts", "sdarts-adv"}
     for row in rec["methods"].values():
         assert row["plain"]["execution"]["data_loader"] == "torch"
