@@ -30,3 +30,15 @@ def test_search_speed_benchmark_runs_and_records(tmp_path):
     assert t["epochs"] == 2 and len(t["genotype_equal_per_epoch"]) == 2
     assert len(t["val_acc_plain"]) == len(t["val_acc_fast"]) == 2
     assert "Fixed-seed darts search" in md
+
+
+def test_numerics_benchmark_runs(tmp_path):
+    spec = importlib.util.spec_from_file_location("numerics", ROOT / "benchmarks" / "numerics.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rec = mod.main(["--device", "cpu", "--steps", "2", "--images", "256", "--out", str(tmp_path)])
+    assert [r["step"] for r in rec["rows"]] == [1, 2]
+    assert rec["rows"][0]["max_abs_d_alpha"] < 1e-6  # one step apart only by rounding
+    assert rec["plain"]["memory_format"] == "contiguous"
+    assert rec["fast"]["memory_format"] == "channels_last"
+    assert (tmp_path / "numerics-cpu.md").read_text().count("\n| ") >= 3
