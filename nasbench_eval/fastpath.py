@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .errors import NasbenchEvalError
+
 MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 PRECISIONS = ("auto", "fp32", "bf16")
 DATA_LOADERS = ("device", "torch")
@@ -61,8 +63,6 @@ class Execution:
 
 def _check(name: str, value: str, valid: tuple[str, ...]) -> None:
     if value not in valid:
-        from .errors import NasbenchEvalError
-
         raise NasbenchEvalError(f"unknown {name} {value!r}; valid choices: {', '.join(valid)}")
 
 
@@ -74,13 +74,9 @@ def resolve_execution(memory_format: str, precision: str, data_loader: str, comp
     _check("data_loader", data_loader, DATA_LOADERS)
     cuda = device.type == "cuda"
     if cuda_graphs and not cuda:
-        from .errors import NasbenchEvalError
-
         raise NasbenchEvalError(f"CUDA graphs need a CUDA device; this run is on {device} "
                                 f"(drop --cuda-graphs, or use --device cuda)")
     if cuda_graphs and compile:
-        from .errors import NasbenchEvalError
-
         raise NasbenchEvalError("--cuda-graphs and --compile both capture the step; choose one "
                                 "(--compile uses torch.compile's reduce-overhead mode on CUDA)")
     if memory_format == "auto":
@@ -181,8 +177,6 @@ class StepRunner:
         except torch.OutOfMemoryError:
             raise
         except Exception as exc:
-            from .errors import NasbenchEvalError
-
             cause = exc.__context__ or exc  # capture_end's error hides the body's
             self.failed = f"{type(cause).__name__}: {cause}"
             raise NasbenchEvalError(

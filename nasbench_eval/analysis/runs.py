@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..config import _EXECUTION_FIELDS
 from ..errors import NasbenchEvalError
 
 STATUSES = ("finished", "diverged", "running", "interrupted", "failed")
@@ -34,10 +35,9 @@ RUN_COLUMNS = ["run_id", "method", "space", "dataset", "seed", "status", "epochs
 IDENTITY_COLUMNS = ["run_id", "method", "space", "dataset", "seed", "status", "path"]
 # config fields that say where a run executed, not what it computed (plus the seed): runs that
 # agree on everything else share a "setting" and belong in one leaderboard row
-# (the fast-path fields too: layout, precision, data loader and compilation change speed, and
-# runs made before they existed have no such keys)
-_NOT_SETTING = {"seed", "out", "device", "progress", "data_root", "memory_format", "precision",
-                "data_loader", "compile", "cuda_graphs"}
+# (the run id's execution fields, fast-path ones included: runs made before those existed
+# have no such keys)
+_NOT_SETTING = {"seed"} | _EXECUTION_FIELDS
 _ERROR_FIELDS = ("final_test_error", "best_test_error")
 
 
