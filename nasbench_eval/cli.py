@@ -69,6 +69,10 @@ _D = RunConfig()
 @click.option("--cuda-graphs", is_flag=True, default=_D.cuda_graphs,
               help="Capture each epoch's search step as a CUDA graph and replay it "
                    "(CUDA only; methods that support it; not yet verified on a GPU).")
+@click.option("--fused-edges", type=click.Choice(["auto", "on", "off"]),
+              default=_D.fused_edges, show_default=True,
+              help="Run DARTS cells source-fused: every candidate of all edges leaving a state "
+                   "as one kernel (auto: on; off: one module call per candidate and edge).")
 @click.option("--out", default=_D.out, show_default=True, help="Directory that holds run directories.")
 @click.option("--data-root", default=None, help="Dataset cache (default $NASBENCH_EVAL_DATA or ~/.cache/nasbench-eval/data).")
 @click.option("--resume", is_flag=True, help="Continue the run with these settings from its last finished epoch.")

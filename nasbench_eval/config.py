@@ -16,7 +16,7 @@ GLOBAL_DEFAULTS: dict[str, Any] = {"batch_size": 64, "train_portion": 0.5}
 # Fields that say where or how a run executes, not what it computes; excluded from the run id.
 # The fast-path settings (fastpath.py) are here too: they change speed, not results.
 _EXECUTION_FIELDS = {"out", "device", "progress", "data_root", "memory_format", "precision",
-                     "data_loader", "compile", "cuda_graphs"}
+                     "data_loader", "compile", "cuda_graphs", "fused_edges"}
 
 
 @dataclass
@@ -63,6 +63,7 @@ class RunConfig:
     data_loader: str = "device"
     compile: bool = False
     cuda_graphs: bool = False  # capture the step as a CUDA graph (fastpath.StepRunner)
+    fused_edges: str = "auto"  # run DARTS cells source-fused (spaces/fused_cell.py)
     device: str = "auto"
     out: str = "results"
     data_root: str | None = None

@@ -12,7 +12,10 @@ not enter the run id, and the effective values are recorded in ``config.json``/`
 * ``precision``: ``bf16`` autocast on CUDA; ``fp32`` on the CPU, where bf16 autocast measured
   slower (no native bf16 convolutions on this class of CPU). Master weights, alpha, the
   mixing softmax, the loss and the Hessian probes stay in fp32 in every case;
-* ``cudnn.benchmark`` on CUDA (every step has the same shapes, so the autotuning pays once).
+* ``cudnn.benchmark`` on CUDA (every step has the same shapes, so the autotuning pays once);
+* ``fused_edges``: on. DARTS cells run source-fused (:mod:`.spaces.fused_cell`): the
+  candidates of all edges leaving a state run as one kernel per candidate, with a custom
+  CPU backward for depthwise convs (:mod:`.spaces.dwconv`); other cell families ignore it.
 
 ``compile`` (off by default) wraps the supernet in ``torch.compile``; on the CPU it measured
 a 300 s compilation for a 1.2x faster step at the small benchmark setting, so it only pays
@@ -32,6 +35,7 @@ from .errors import NasbenchEvalError
 MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 PRECISIONS = ("auto", "fp32", "bf16")
 DATA_LOADERS = ("device", "torch")
+FUSED_EDGES = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class Execution:
     cudnn_benchmark: bool
     compile: bool
     cuda_graphs: bool = False
+    fused_edges: bool = False
 
     @property
     def torch_memory_format(self) -> torch.memory_format:
@@ -58,7 +63,8 @@ class Execution:
     def to_dict(self) -> dict[str, Any]:
         return {"memory_format": self.memory_format, "precision": self.precision,
                 "data_loader": self.data_loader, "cudnn_benchmark": self.cudnn_benchmark,
-                "compile": self.compile, "cuda_graphs": self.cuda_graphs}
+                "compile": self.compile, "cuda_graphs": self.cuda_graphs,
+                "fused_edges": self.fused_edges}
 
 
 def _check(name: str, value: str, valid: tuple[str, ...]) -> None:
@@ -67,11 +73,13 @@ def _check(name: str, value: str, valid: tuple[str, ...]) -> None:
 
 
 def resolve_execution(memory_format: str, precision: str, data_loader: str, compile: bool,
-                      device: torch.device, cuda_graphs: bool = False) -> Execution:
+                      device: torch.device, cuda_graphs: bool = False,
+                      fused_edges: str = "auto") -> Execution:
     """Turn the ``auto`` settings into concrete ones for ``device``."""
     _check("memory_format", memory_format, MEMORY_FORMATS)
     _check("precision", precision, PRECISIONS)
     _check("data_loader", data_loader, DATA_LOADERS)
+    _check("fused_edges", fused_edges, FUSED_EDGES)
     cuda = device.type == "cuda"
     if cuda_graphs and not cuda:
         raise NasbenchEvalError(f"CUDA graphs need a CUDA device; this run is on {device} "
@@ -84,14 +92,16 @@ def resolve_execution(memory_format: str, precision: str, data_loader: str, comp
     if precision == "auto":
         precision = "bf16" if cuda else "fp32"
     return Execution(memory_format, precision, data_loader, cudnn_benchmark=cuda,
-                     compile=bool(compile), cuda_graphs=bool(cuda_graphs))
+                     compile=bool(compile), cuda_graphs=bool(cuda_graphs),
+                     fused_edges=fused_edges != "off")
 
 
 def reference_execution() -> dict[str, Any]:
     """The RunConfig settings of the reference-style path: what the public DARTS code does
-    (a CPU DataLoader with per-image transforms, fp32, NCHW, no cuDNN autotuning)."""
+    (a CPU DataLoader with per-image transforms, fp32, NCHW, no cuDNN autotuning, one
+    module call per candidate of every edge)."""
     return {"memory_format": "contiguous", "precision": "fp32", "data_loader": "torch",
-            "compile": False, "cuda_graphs": False}
+            "compile": False, "cuda_graphs": False, "fused_edges": "off"}
 
 
 def prepare_model(model: nn.Module, ex: Execution, device: torch.device) -> nn.Module:
@@ -99,6 +109,8 @@ def prepare_model(model: nn.Module, ex: Execution, device: torch.device) -> nn.M
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = ex.cudnn_benchmark
     model.to(memory_format=ex.torch_memory_format)
+    if hasattr(model, "fused_edges"):  # DARTS-cell supernets (spaces/fused_cell.py)
+        model.fused_edges = ex.fused_edges
     if ex.compile:
         # in place, so state_dict keys (and checkpoints) are those of the plain module;
         # CUDA graphs (reduce-overhead) only where there is a GPU to capture on

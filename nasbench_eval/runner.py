@@ -129,7 +129,7 @@ def build_search(cfg: RunConfig) -> Search:
             + (f": {reason(space, cfg)}" if reason else "") + "; --oracle oneshot works everywhere")
     device = resolve_device(cfg.device)
     ex = resolve_execution(cfg.memory_format, cfg.precision, cfg.data_loader, cfg.compile, device,
-                           cfg.cuda_graphs)
+                           cfg.cuda_graphs, cfg.fused_edges)
     data = load_dataset(cfg.dataset, cfg.data_root, **cfg.dataset_options)
     tr_idx, va_idx = data.search_split(cfg.train_portion)
     for split, idx in (("search-train", tr_idx), ("search-val", va_idx)):

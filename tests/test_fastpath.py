@@ -209,11 +209,12 @@ def test_torch_loader_matches_device_pipeline_in_distribution(augment):
 
 
 def test_run_with_the_torch_loader_records_its_execution(tiny_cfg):
-    d = run(replace(tiny_cfg, data_loader="torch", memory_format="contiguous", epochs=1))
+    d = run(replace(tiny_cfg, data_loader="torch", memory_format="contiguous", epochs=1,
+                    fused_edges="off"))
     doc = json.loads((d / "config.json").read_text())
     assert doc["execution"] == {"memory_format": "contiguous", "precision": "fp32",
                                 "data_loader": "torch", "cudnn_benchmark": False,
-                                "compile": False, "cuda_graphs": False}
+                                "compile": False, "cuda_graphs": False, "fused_edges": False}
     assert json.loads((d / "summary.json").read_text())["status"] == "finished"
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .fused_cell import FusedCell
 from .ops import OPS, FactorizedReduce, Identity, ReLUConvBN, build_op
 from .spec import SearchSpace
 
@@ -72,10 +73,15 @@ class SearchCell(nn.Module):
             for ops, (src, _) in zip(space.edge_ops[cell_type], space.edges)
         )
         self.out_channels = c * space.nodes
+        self._fused: FusedCell | None = None
 
     def forward(self, s0: Tensor, s1: Tensor, w: Tensor, drop_prob: float = 0.0,
-                drop_scope: str = "op") -> Tensor:
+                drop_scope: str = "op", fused: bool = False) -> Tensor:
         drop = drop_prob > 0.0 and self.training
+        if fused and not drop:  # drop-path draws per candidate: the per-edge loop keeps its RNG order
+            if self._fused is None:
+                self._fused = FusedCell(self)
+            return self._fused.forward(s0, s1, w)
         op_prob = drop_prob if drop and drop_scope == "op" else 0.0
         edge_drop = drop and drop_scope == "edge"
         states = [self.pre0(s0), self.pre1(s1)]
@@ -127,6 +133,9 @@ class DartsSupernet(nn.Module):
         """Drop-path probability in train mode (0: off, no cost); set by a method per epoch."""
         self.drop_path_scope: str = "op"
         """What drop-path drops: ``"op"`` (non-identity candidates) or ``"edge"`` (whole edges)."""
+        self.fused_edges: bool = False
+        """Run cells source-fused (:mod:`.fused_cell`): same result up to rounding, fewer
+        kernels; an execution setting (``--fused-edges``), off in the reference-style path."""
 
     def arch_shapes(self) -> dict[str, tuple[int, int]]:
         return self.space.arch_shapes()
@@ -138,5 +147,6 @@ class DartsSupernet(nn.Module):
                              f"got {self.drop_path_scope!r}")
         s0 = s1 = self.stem(x)
         for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1, weights[cell.cell_type], p, self.drop_path_scope)
+            s0, s1 = s1, cell(s0, s1, weights[cell.cell_type], p, self.drop_path_scope,
+                              self.fused_edges)
         return self.classifier(self.pool(s1).flatten(1))

@@ -1,0 +1,322 @@
+"""Source-fused execution of a DARTS search cell: the arithmetic of the per-edge loop in
+:class:`~nasbench_eval.spaces.darts_cell.SearchCell`, in fewer and larger kernels.
+
+Why: at search sizes a step's time is mostly the fixed cost of ~20,000 small kernels
+(docs/speed.md), not arithmetic. In a cell every state feeds up to four edges, and those
+edges run the same candidates on the same input, so grouping work by (source state,
+candidate) turns m edges' kernels into one:
+
+* the ReLU that opens every convolution candidate is computed once per source and repeated
+  m times (channels ordered (edge, channel));
+* the m edges' depthwise convs are one depthwise conv over m*C channels, their 1x1 convs one
+  grouped conv (groups = m). (A depthwise conv with channel multiplier m instead of the
+  repeat avoids a copy but measured 3-6x slower in oneDNN's backward at these sizes.);
+* m BatchNorms over C channels are one BatchNorm over m*C channels (batch statistics are per
+  channel), on the concatenated running buffers, which are written back once per cell;
+* a pool runs once and is repeated m times before its (per-edge) BatchNorm;
+* the candidates' weighted sum is one fused multiply-add per group on an (N, m, C, H, W)
+  view; each edge's slice is then added to its target node.
+
+Parameters and buffers stay where they are, in the per-edge modules: state_dict, checkpoints,
+optimizers, ``torch.func.functional_call`` (second-order DARTS) and MSR's spectral
+normalisation see the same tensors. The fused weights are assembled from them at every
+forward by a few small differentiable cat/stack ops, so gradients reach the same leaves and
+double backprop (the Hessian) works. Candidates this module does not know (FactorizedReduce,
+noise, sharpDARTS's blocks) and modules with hooks or parametrizations (MSR's spectral
+normalisation) run per edge through their own modules, inside the same mixing. The plan is
+built from the modules at the cell's first fused forward.
+
+The result equals the per-edge loop up to floating-point summation order
+(tests/test_fused_cell.py checks outputs, gradients and BN buffers in float64).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+
+from .dwconv import depthwise_conv2d
+from .ops import DilConv, FactorizedReduce, Identity, SepConv
+
+if TYPE_CHECKING:
+    from .darts_cell import SearchCell
+
+
+@dataclass
+class _Stage:
+    """One [ReLU, depthwise conv, 1x1 conv, BN] block of m edges."""
+
+    dw: list[nn.Conv2d]
+    pw: list[nn.Conv2d]
+    bn: list[nn.BatchNorm2d]
+
+
+@dataclass
+class _Group:
+    """One candidate on the m edges leaving a source that have it."""
+
+    kind: str  # "identity" | "pool" | "conv" | "reduce" | "module"
+    edges: tuple[int, ...]
+    cols: tuple[int, ...]
+    stages: list[_Stage] = field(default_factory=list)
+    pool: nn.Module | None = None
+    bns: list[nn.BatchNorm2d] = field(default_factory=list)
+    module: nn.Module | None = None
+    modules: list[nn.Module] = field(default_factory=list)  # "reduce": the m FactorizedReduce
+    index: tuple[Tensor, Tensor] | None = None  # (rows, cols) into w, on the run's device
+
+
+@dataclass
+class _Source:
+    state: int
+    groups: list[_Group]
+
+
+def _fusable_bn(bn: nn.Module) -> bool:
+    return isinstance(bn, nn.BatchNorm2d) and bn.track_running_stats
+
+
+def _stage_of(block: nn.Sequential) -> _Stage | None:
+    if (len(block) == 4 and isinstance(block[0], nn.ReLU) and isinstance(block[1], nn.Conv2d)
+            and isinstance(block[2], nn.Conv2d) and _fusable_bn(block[3])
+            and block[1].groups == block[1].in_channels == block[1].out_channels
+            and block[1].bias is None and block[2].bias is None
+            and block[2].kernel_size == (1, 1) and block[2].groups == 1):
+        return _Stage([block[1]], [block[2]], [block[3]])
+    return None
+
+
+def _plain(op: nn.Module) -> bool:
+    """No hooks or parametrizations anywhere in ``op`` (e.g. MSR's spectral normalisation):
+    the fused path reads weights directly, so such modules must run through their own
+    forward."""
+    return not any(m._forward_pre_hooks or m._forward_hooks or parametrize.is_parametrized(m)
+                   for m in op.modules())
+
+
+def _classify(op: nn.Module) -> tuple[str, object]:
+    if not _plain(op):
+        return "module", op
+    if isinstance(op, Identity):
+        return "identity", None
+    if (isinstance(op, FactorizedReduce) and _fusable_bn(op.bn) and op.conv_1.bias is None
+            and op.conv_2.bias is None):
+        return "reduce", op
+    if (isinstance(op, nn.Sequential) and len(op) == 2
+            and isinstance(op[0], (nn.MaxPool2d, nn.AvgPool2d)) and _fusable_bn(op[1])):
+        return "pool", op
+    blocks: list[nn.Module] = []
+    if isinstance(op, SepConv):
+        blocks = list(op.op)
+    elif isinstance(op, DilConv):
+        blocks = [op.op]
+    stages = [_stage_of(b) for b in blocks if isinstance(b, nn.Sequential)]
+    if blocks and len(stages) == len(blocks) and all(stages):
+        return "conv", stages
+    return "module", op
+
+
+class FusedCell:
+    """The fused forward of one :class:`SearchCell` (built once, from its modules)."""
+
+    def __init__(self, cell: SearchCell):
+        self.cell = cell
+        self.nodes = cell.nodes
+        self.target: list[int] = []  # edge -> index of the state it feeds
+        sources: dict[int, list[int]] = {}
+        e = 0
+        for n in range(cell.nodes):
+            for j in range(2 + n):
+                self.target.append(2 + n)
+                sources.setdefault(j, []).append(e)
+                e += 1
+        self.sources: list[_Source] = []
+        for state, edges in sorted(sources.items()):
+            self.sources.append(_Source(state, self._groups(cell, edges)))
+        self.device: torch.device | None = None
+
+    @staticmethod
+    def _groups(cell: SearchCell, edges: list[int]) -> list[_Group]:
+        by_op: dict[str, list[tuple[int, int, nn.Module]]] = {}
+        for e in edges:
+            edge = cell.edges[e]
+            for col, op in zip(edge.columns, edge.ops):
+                by_op.setdefault(edge.op_names[col], []).append((e, col, op))
+        groups: list[_Group] = []
+        for members in by_op.values():
+            kinds = [_classify(op) for _, _, op in members]
+            kind = kinds[0][0]
+            if kind == "module" or any(k != kind for k, _ in kinds):
+                groups += [_Group("module", (e,), (c,), module=op) for e, c, op in members]
+                continue
+            g = _Group(kind, tuple(e for e, _, _ in members), tuple(c for _, c, _ in members))
+            if kind == "pool":
+                g.pool = members[0][2][0]
+                g.bns = [op[1] for _, _, op in members]
+            elif kind == "reduce":
+                g.modules = [op for _, _, op in members]
+            elif kind == "conv":
+                per_edge = [stages for _, stages in kinds]
+                g.stages = [_Stage([s[i].dw[0] for s in per_edge], [s[i].pw[0] for s in per_edge],
+                                   [s[i].bn[0] for s in per_edge])
+                            for i in range(len(per_edge[0]))]
+            groups.append(g)
+        return groups
+
+    def _to(self, device: torch.device) -> None:
+        for src in self.sources:
+            for g in src.groups:
+                g.index = (torch.tensor(g.edges, device=device), torch.tensor(g.cols, device=device))
+        self.device = device
+
+    # ------------------------------------------------------------------ kernels
+    @staticmethod
+    def _bn(x: Tensor, bns: list[nn.BatchNorm2d], pending: list) -> Tensor:
+        b0 = bns[0]
+        if len(bns) == 1:
+            return b0(x)
+        if any(b.momentum is None or not b.track_running_stats for b in bns):
+            # cumulative averages (BN recalibration) count per module: run them one by one
+            return torch.cat([b(c) for b, c in zip(bns, x.chunk(len(bns), 1))], 1)
+        rm = torch.cat([b.running_mean for b in bns])
+        rv = torch.cat([b.running_var for b in bns])
+        weight = torch.cat([b.weight for b in bns]) if b0.affine else None
+        bias = torch.cat([b.bias for b in bns]) if b0.affine else None
+        y = F.batch_norm(x, rm, rv, weight, bias, b0.training, b0.momentum, b0.eps)
+        if b0.training:
+            pending.append((bns, rm, rv, False))
+        return y
+
+    @staticmethod
+    def _pool_bn(p: Tensor, bns: list[nn.BatchNorm2d], pending: list) -> tuple[Tensor, bool]:
+        """The BNs after a pool shared by m edges. In training they all normalise the same
+        input with its batch statistics, so one BN over C channels serves every edge (the
+        result is returned shared, with True); each module's running statistics are then
+        moved by the same batch mean and variance. In evaluation each module normalises with
+        its own running statistics: one BN over the pool output repeated m times."""
+        m = len(bns)
+        b0 = bns[0]
+        if m == 1:
+            return b0(p), False
+        if (not b0.training or b0.affine
+                or any(b.momentum is None or b.momentum != b0.momentum for b in bns)):
+            return FusedCell._bn(p.repeat(1, m, 1, 1), bns, pending), False
+        y = F.batch_norm(p, None, None, None, None, True, 0.0, b0.eps)
+        with torch.no_grad():
+            var, mean = torch.var_mean(p, (0, 2, 3), correction=1)
+        pending.append((bns, mean, var, True))
+        return y, True
+
+    def _reduce(self, g: _Group, r: Tensor, pending: list) -> Tensor:
+        """m FactorizedReduce ops on the same ReLU output ``r``: two 1x1 stride-2 convs each,
+        as two convs with the m weights stacked; result ordered (edge, channel)."""
+        frs = g.modules
+        m = len(frs)
+        a = F.conv2d(r, torch.cat([f.conv_1.weight for f in frs]), None, 2)
+        b = F.conv2d(r[:, :, 1:, 1:], torch.cat([f.conv_2.weight for f in frs]), None, 2)
+        if b.shape[-2:] != a.shape[-2:]:  # odd input sizes, as FactorizedReduce pads
+            b = F.pad(b, (0, a.shape[-1] - b.shape[-1], 0, a.shape[-2] - b.shape[-2]))
+        n, half = a.shape[0], a.shape[1] // m
+        y = torch.cat([a.view(n, m, half, *a.shape[2:]), b.view(n, m, half, *b.shape[2:])], 2)
+        return self._bn(y.flatten(1, 2), [f.bn for f in frs], pending)
+
+    def _conv(self, g: _Group, x: Tensor, pending: list) -> Tensor:
+        """``x``: the source's ReLU output repeated m times, channels ordered (edge, channel)."""
+        m = len(g.edges)
+        y = x
+        for i, st in enumerate(g.stages):
+            d = st.dw[0]
+            if i:
+                y = F.relu(y)
+            wd = torch.cat([q.weight for q in st.dw]) if m > 1 else d.weight
+            y = depthwise_conv2d(y, wd, d.stride, d.padding, d.dilation)
+            wp = torch.cat([q.weight for q in st.pw]) if m > 1 else st.pw[0].weight
+            y = F.conv2d(y, wp, None, 1, 0, 1, m)
+            y = self._bn(y, st.bn, pending)
+        return y
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, s0: Tensor, s1: Tensor, w: Tensor) -> Tensor:
+        cell = self.cell
+        if self.device != w.device:
+            self._to(w.device)
+        states = [cell.pre0(s0), cell.pre1(s1)]
+        parts: dict[int, list[Tensor]] = {}
+        pending: list = []
+        last = 2 + self.nodes
+        for src in self.sources:
+            while len(states) <= src.state:  # every edge into this state has been added
+                states.append(_sum(parts.pop(len(states))))
+            self._source(src, states[src.state], w, parts, pending)
+        while len(states) < last:
+            states.append(_sum(parts.pop(len(states))))
+        if pending:
+            _write_back(pending)
+        return torch.cat(states[2:], dim=1)
+
+    def _source(self, src: _Source, h: Tensor, w: Tensor, parts: dict[int, list[Tensor]],
+                pending: list) -> None:
+        relu: Tensor | None = None
+        repeated: dict[int, Tensor] = {}
+        accs: dict[tuple[int, ...], Tensor] = {}
+        for g in src.groups:
+            m = len(g.edges)
+            if g.kind in ("conv", "reduce") and relu is None:
+                relu = F.relu(h)  # opens every convolution candidate: once per source
+            if g.kind == "identity":
+                y = h.unsqueeze(1)
+            elif g.kind == "pool":
+                y, shared = self._pool_bn(g.pool(h), g.bns, pending)
+                y = y.unsqueeze(1) if shared else y.view(y.shape[0], m, -1, *y.shape[2:])
+            elif g.kind == "conv":
+                if m not in repeated:
+                    repeated[m] = relu.repeat(1, m, 1, 1) if m > 1 else relu
+                y = self._conv(g, repeated[m], pending)
+                y = y.view(y.shape[0], m, -1, *y.shape[2:])
+            elif g.kind == "reduce":
+                y = self._reduce(g, relu, pending)
+                y = y.view(y.shape[0], m, -1, *y.shape[2:])
+            else:
+                y = g.module(h).unsqueeze(1)
+            s = w[g.index].to(y.dtype).view(1, m, 1, 1, 1)
+            acc = accs.get(g.edges)
+            accs[g.edges] = y * s if acc is None else torch.addcmul(acc, y, s)
+        for edges, acc in accs.items():
+            for t, e in enumerate(edges):
+                parts.setdefault(self.target[e], []).append(acc[:, t])
+
+
+def _write_back(pending: list) -> None:
+    """After the cell: the fused BNs' running statistics back into their modules, and every
+    fused BN's ``num_batches_tracked`` advanced, as each module's own forward would."""
+    dst: list[Tensor] = []
+    val: list[Tensor] = []
+    counters: list[Tensor] = []
+    lerp: dict[float, tuple[list[Tensor], list[Tensor]]] = {}
+    for bns, a, b, shared in pending:
+        if shared:  # a, b: the batch mean and unbiased variance every module saw
+            d, v = lerp.setdefault(float(bns[0].momentum), ([], []))
+            d += [x.running_mean for x in bns] + [x.running_var for x in bns]
+            v += [a] * len(bns) + [b] * len(bns)
+        else:  # a, b: the concatenated running buffers F.batch_norm updated
+            c = bns[0].num_features
+            dst += [x.running_mean for x in bns] + [x.running_var for x in bns]
+            val += list(a.split(c)) + list(b.split(c))
+        counters += [x.num_batches_tracked for x in bns]
+    with torch.no_grad():
+        if dst:
+            torch._foreach_copy_(dst, val)
+        for momentum, (d, v) in lerp.items():
+            torch._foreach_lerp_(d, v, momentum)  # (1 - momentum) * running + momentum * batch
+        torch._foreach_add_(counters, 1)
+
+
+def _sum(xs: list[Tensor]) -> Tensor:
+    total = xs[0]
+    for x in xs[1:]:
+        total = total + x
+    return total
