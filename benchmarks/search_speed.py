@@ -8,15 +8,17 @@ Both paths run inside nasbench-eval with the same model, method and synthetic da
 execution settings differ (fastpath.py):
 
 * plain: a CPU ``torch.utils.data.DataLoader`` with per-image transforms, fp32, NCHW, no cuDNN
-  autotuning (what the public DARTS code does);
-* fast:  batches drawn and augmented on the device, channels_last, bf16 autocast on CUDA,
+  autotuning, one module call per candidate of every edge (what the public DARTS code does);
+* fast:  batches drawn and augmented on the device, channels_last, source-fused cells (with the
+  CPU depthwise backward of spaces/dwconv.py), bf16 autocast on CUDA,
   cuDNN autotuning and the step captured as a CUDA graph on CUDA (``--no-cuda-graphs`` to
   leave it out; ``--compile`` uses torch.compile instead).
 
 A step is what the runner times: fetching one training and one validation batch and one
 ``method.step`` (alpha step + w step, with the method's perturbation). The per-step time is
 the median over ``--steps`` steps after ``--warmup`` steps; an epoch is that times the
-setting's steps per epoch (50k images split 50/50). On CUDA the benchmark synchronises after
+setting's steps per epoch (50k images split 50/50). On the CPU the two paths' steps
+alternate (plain, fast, plain, ...), so drifts of a shared machine hit both alike. On CUDA the benchmark synchronises after
 every step (outside the step) and reports peak GPU memory per path and the largest batch
 of the fast path that fits. Writes a Markdown table and a JSON record (machine, torch,
 commit, date, command) to ``--out``.
@@ -70,37 +72,70 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+class _Path:
+    """One search being timed: its step is what the runner times (fetch one training and
+    one validation batch, then ``method.step`` through the StepRunner)."""
+
+    def __init__(self, cfg: RunConfig):
+        torch.manual_seed(0)
+        self.search = build_search(cfg)
+        self.device, self.method = self.search.device, self.search.method
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        self.search.supernet.train()
+        self.stepper = StepRunner(self.method, capture=self.search.execution.cuda_graphs)
+        self.method.make_capturable(self.stepper.capture)
+        g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
+        self.batches = zip(self.search.train.epoch(g1), self.search.val.epoch(g2))
+        self.times: list[float] = []
+
+    def step(self, timed: bool) -> None:
+        _sync(self.device)
+        t = time.perf_counter()
+        tb, vb = next(self.batches)
+        self.stepper(tb, vb)
+        _sync(self.device)
+        if timed:
+            self.times.append(time.perf_counter() - t)
+
+    def result(self) -> dict:
+        search, times = self.search, self.times
+        out = {"s_per_step": statistics.median(times), "steps_per_epoch": search.steps_per_epoch,
+               "min_s": min(times), "max_s": max(times), "execution": search.execution.to_dict(),
+               "captured": self.stepper.graph is not None, "capture_error": self.stepper.failed}
+        out["s_per_epoch"] = out["s_per_step"] * out["steps_per_epoch"]
+        out["peak_gib"] = (torch.cuda.max_memory_allocated(self.device) / 2 ** 30
+                           if self.device.type == "cuda" else None)
+        return out
+
+    def close(self) -> None:
+        del self.search, self.method, self.batches, self.stepper
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
 def measure(cfg: RunConfig, steps: int, warmup: int) -> dict:
     """Median seconds per step (batch fetch + method.step) and peak GPU memory."""
-    torch.manual_seed(0)
-    search = build_search(cfg)
-    device, method = search.device, search.method
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-    search.supernet.train()
-    stepper = StepRunner(method, capture=search.execution.cuda_graphs)  # as the runner does
-    method.make_capturable(stepper.capture)
-    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
-    batches = zip(search.train.epoch(g1), search.val.epoch(g2))
-    times = []
-    _sync(device)
+    path = _Path(cfg)
     for i in range(warmup + steps):
-        t = time.perf_counter()
-        tb, vb = next(batches)
-        stepper(tb, vb)
-        _sync(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - t)
-    out = {"s_per_step": statistics.median(times), "steps_per_epoch": search.steps_per_epoch,
-           "min_s": min(times), "max_s": max(times), "execution": search.execution.to_dict(),
-           "captured": stepper.graph is not None, "capture_error": stepper.failed}
-    out["s_per_epoch"] = out["s_per_step"] * out["steps_per_epoch"]
-    out["peak_gib"] = (torch.cuda.max_memory_allocated(device) / 2 ** 30
-                       if device.type == "cuda" else None)
-    del search, method, batches, stepper
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
+        path.step(timed=i >= warmup)
+    out = path.result()
+    path.close()
+    return out
+
+
+def measure_interleaved(cfgs: list[RunConfig], steps: int, warmup: int) -> list[dict]:
+    """Like :func:`measure` for several paths at once, their steps alternating (CPU): a
+    shared machine's slow spells then hit every path alike instead of whichever ran then.
+    (Not on CUDA, where each path's peak memory must be measured alone.)"""
+    paths = [_Path(c) for c in cfgs]
+    for i in range(warmup + steps):
+        for p in paths:
+            p.step(timed=i >= warmup)
+    out = [p.result() for p in paths]
+    for p in paths:
+        p.close()
     return out
 
 
@@ -218,10 +253,11 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"search speed on {dev_name} ({device}), torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; setting {setting_name}: {setting}", flush=True)
     for m in methods:
-        r_plain = measure(_config(m, setting, str(device), images=args.images, **plain),
-                          steps, warmup)
-        r_fast = measure(_config(m, setting, str(device), images=args.images, **fast),
-                         steps, warmup)
+        cfgs = [_config(m, setting, str(device), images=args.images, **ex) for ex in (plain, fast)]
+        if cuda:
+            r_plain, r_fast = (measure(c, steps, warmup) for c in cfgs)
+        else:
+            r_plain, r_fast = measure_interleaved(cfgs, steps, warmup)
         row = {"plain": r_plain, "fast": r_fast,
                "speedup": r_plain["s_per_step"] / r_fast["s_per_step"]}
         if cuda and not args.no_largest_batch and m == "darts":

@@ -197,11 +197,19 @@ class FusedCell:
         input with its batch statistics, so one BN over C channels serves every edge (the
         result is returned shared, with True); each module's running statistics are then
         moved by the same batch mean and variance. In evaluation each module normalises with
-        its own running statistics: one BN over the pool output repeated m times."""
+        its own running statistics: one multiply-add with the m modules' scales and shifts."""
         m = len(bns)
         b0 = bns[0]
         if m == 1:
             return b0(p), False
+        if not b0.training and not b0.affine:
+            # y_t = (p - mean_t) / sqrt(var_t + eps): one multiply-add into (N, m, C, H, W)
+            with torch.no_grad():
+                scale = torch.stack([b.running_var for b in bns]).add_(b0.eps).rsqrt_()
+                shift = torch.stack([b.running_mean for b in bns]).mul_(scale).neg_()
+            n, c = p.shape[:2]
+            y = torch.addcmul(shift.view(1, m, c, 1, 1), p.unsqueeze(1), scale.view(1, m, c, 1, 1))
+            return y.flatten(1, 2), False
         if (not b0.training or b0.affine
                 or any(b.momentum is None or b.momentum != b0.momentum for b in bns)):
             return FusedCell._bn(p.repeat(1, m, 1, 1), bns, pending), False
