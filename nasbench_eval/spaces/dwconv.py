@@ -57,36 +57,43 @@ def weight_grad(x: Tensor, g: Tensor, k: int, padding: int, dilation: int) -> Te
 
 class _DepthwiseSame(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: Tensor, weight: Tensor, padding: int, dilation: int) -> Tensor:
+    def forward(ctx: Any, x: Tensor, weight: Tensor, stride: int, padding: int,
+                dilation: int) -> Tensor:
         ctx.save_for_backward(x, weight)
-        ctx.padding, ctx.dilation = padding, dilation
-        return F.conv2d(x, weight, None, 1, padding, dilation, x.shape[1])
+        ctx.stride, ctx.padding, ctx.dilation = stride, padding, dilation
+        return F.conv2d(x, weight, None, stride, padding, dilation, x.shape[1])
 
     @staticmethod
-    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, Tensor | None, None, None]:
+    def backward(ctx: Any, g: Tensor) -> tuple[Tensor | None, ...]:
         x, weight = ctx.saved_tensors
-        p, d = ctx.padding, ctx.dilation
+        s, p, d = ctx.stride, ctx.padding, ctx.dilation
         k = weight.shape[-1]
         gx = gw = None
-        if _needed(ctx, 0):
+        need_x, need_w = _needed(ctx, 0), _needed(ctx, 1)
+        if s == 2 and (need_x or need_w):
+            # a stride-2 "same" conv is the stride-1 conv read at even positions: its
+            # gradient is the stride-1 gradient of g spread onto those positions
+            up = torch.zeros_like(x)
+            up[:, :, ::2, ::2] = g
+            g = up
+        if need_x:
             gx = F.conv2d(g, weight.flip(-1, -2), None, 1, p, d, x.shape[1])
-        if _needed(ctx, 1):
+        if need_w:
             if k >= 5 or d > 1:
                 gw = weight_grad(x, g, k, p, d)
             else:
                 gw = torch.ops.aten.convolution_backward(
                     g, x, weight, None, [1, 1], [p, p], [d, d], False, [0, 0], x.shape[1],
                     [False, True, False])[1]
-        return gx, gw, None, None
+        return gx, gw, None, None, None
 
 
 def depthwise_conv2d(x: Tensor, weight: Tensor, stride: tuple[int, int],
                      padding: tuple[int, int], dilation: tuple[int, int]) -> Tensor:
     """``F.conv2d(x, weight, groups=C, ...)``, with the fast backward where it applies: CPU
-    (no autocast), square odd kernel, "same" padding, stride 1 or 2. A stride-2 conv is the
-    stride-1 conv subsampled: 4x the forward arithmetic of a cheap kernel, in exchange for
-    skipping oneDNN's strided depthwise backward, measured 3.6-6 ms per call at
-    32 x 64 x 16 x 16 (the stride-1 backward of the same conv: under 1 ms)."""
+    (no autocast), square odd kernel, "same" padding, stride 1 or 2 (oneDNN's strided
+    depthwise backward measured 3.6-6 ms per call at 32 x 64 x 16 x 16; spread onto the
+    stride-1 positions it is well under 1 ms)."""
     k = weight.shape[-1]
     s = stride[0]
     if (x.device.type == "cpu" and not torch.is_autocast_enabled("cpu") and s in (1, 2)
@@ -94,6 +101,5 @@ def depthwise_conv2d(x: Tensor, weight: Tensor, stride: tuple[int, int],
             and dilation[0] == dilation[1]
             and padding[0] == padding[1] == dilation[0] * (k - 1) // 2
             and weight.shape[0] == x.shape[1] and weight.shape[1] == 1):
-        y = _DepthwiseSame.apply(x, weight, padding[0], dilation[0])
-        return y if s == 1 else y[:, :, ::2, ::2]
+        return _DepthwiseSame.apply(x, weight, s, padding[0], dilation[0])
     return F.conv2d(x, weight, None, stride, padding, dilation, x.shape[1])

@@ -207,12 +207,15 @@ class FusedCell:
             with torch.no_grad():
                 scale = torch.stack([b.running_var for b in bns]).add_(b0.eps).rsqrt_()
                 shift = torch.stack([b.running_mean for b in bns]).mul_(scale).neg_()
-            n, c = p.shape[:2]
+            n, c, h, w = p.shape
+            if _channels_last(p):  # build the result in NHWC order, as the rest of the cell
+                y = torch.addcmul(shift, p.permute(0, 2, 3, 1).unsqueeze(3), scale)
+                return y.reshape(n, h, w, m * c).permute(0, 3, 1, 2), False
             y = torch.addcmul(shift.view(1, m, c, 1, 1), p.unsqueeze(1), scale.view(1, m, c, 1, 1))
             return y.flatten(1, 2), False
         if (not b0.training or b0.affine
                 or any(b.momentum is None or b.momentum != b0.momentum for b in bns)):
-            return FusedCell._bn(p.repeat(1, m, 1, 1), bns, pending), False
+            return FusedCell._bn(repeat_channels(p, m), bns, pending), False
         y = F.batch_norm(p, None, None, None, None, True, 0.0, b0.eps)
         with torch.no_grad():
             var, mean = torch.var_mean(p, (0, 2, 3), correction=1)
@@ -228,9 +231,15 @@ class FusedCell:
         b = F.conv2d(r[:, :, 1:, 1:], torch.cat([f.conv_2.weight for f in frs]), None, 2)
         if b.shape[-2:] != a.shape[-2:]:  # odd input sizes, as FactorizedReduce pads
             b = F.pad(b, (0, a.shape[-1] - b.shape[-1], 0, a.shape[-2] - b.shape[-2]))
-        n, half = a.shape[0], a.shape[1] // m
-        y = torch.cat([a.view(n, m, half, *a.shape[2:]), b.view(n, m, half, *b.shape[2:])], 2)
-        return self._bn(y.flatten(1, 2), [f.bn for f in frs], pending)
+        n, c2, h, w = a.shape
+        half = c2 // m
+        if _channels_last(a) and _channels_last(b):  # interleave in NHWC order
+            y = torch.cat([a.permute(0, 2, 3, 1).reshape(n, h, w, m, half),
+                           b.permute(0, 2, 3, 1).reshape(n, h, w, m, half)], 4)
+            y = y.reshape(n, h, w, 2 * c2).permute(0, 3, 1, 2)
+        else:
+            y = torch.cat([a.view(n, m, half, h, w), b.view(n, m, half, h, w)], 2).flatten(1, 2)
+        return self._bn(y, [f.bn for f in frs], pending)
 
     def _conv(self, g: _Group, x: Tensor, pending: list) -> Tensor:
         """``x``: the source's ReLU output repeated m times, channels ordered (edge, channel)."""
@@ -282,7 +291,7 @@ class FusedCell:
                 y = y.unsqueeze(1) if shared else y.view(y.shape[0], m, -1, *y.shape[2:])
             elif g.kind == "conv":
                 if m not in repeated:
-                    repeated[m] = relu.repeat(1, m, 1, 1) if m > 1 else relu
+                    repeated[m] = repeat_channels(relu, m)
                 y = self._conv(g, repeated[m], pending)
                 y = y.view(y.shape[0], m, -1, *y.shape[2:])
             elif g.kind == "reduce":
@@ -296,6 +305,22 @@ class FusedCell:
         for edges, acc in accs.items():
             for t, e in enumerate(edges):
                 parts.setdefault(self.target[e], []).append(acc[:, t])
+
+
+def _channels_last(x: Tensor) -> bool:
+    return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
+def repeat_channels(x: Tensor, m: int) -> Tensor:
+    """``x.repeat(1, m, 1, 1)`` in ``x``'s memory format (``repeat`` returns NCHW, which would
+    put every fused kernel after it on oneDNN's slower NCHW paths)."""
+    if m == 1:
+        return x
+    if not _channels_last(x):
+        return x.repeat(1, m, 1, 1)
+    n, c, h, w = x.shape
+    nhwc = x.permute(0, 2, 3, 1).unsqueeze(3).expand(n, h, w, m, c)
+    return nhwc.reshape(n, h, w, m * c).permute(0, 3, 1, 2)
 
 
 def _write_back(pending: list) -> None:
