@@ -65,8 +65,13 @@ def test_fused_cell_really_fuses():
     plan = fused.cells[0]._fused
     kinds = {g.kind for src in plan.sources for g in src.groups}
     assert kinds == {"identity", "pool", "conv"}
-    # state 0 of a normal cell feeds 4 edges: one group per candidate covers all of them
-    assert all(len(g.edges) == 4 for g in plan.sources[0].groups)
+    # each input of a normal cell feeds 4 edges: one group per candidate covers them, and
+    # the convolution candidates of both inputs run as one group of 8 edges
+    first = plan.sources[0]
+    assert first.states == (0, 1)
+    assert sorted(len(g.edges) for g in first.groups if g.kind == "conv") == [8, 8, 8, 8]
+    assert all(len(g.edges) == 4 for g in first.groups if g.kind != "conv")
+    assert [src.states for src in plan.sources[1:]] == [(2,), (3,), (4,)]
     # reduction cells: the stride-2 skip (FactorizedReduce) of 4 edges fuses too
     red = fused.cells[1]._fused
     assert any(g.kind == "reduce" and len(g.edges) == 4 for g in red.sources[0].groups)

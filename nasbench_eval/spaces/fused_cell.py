@@ -57,7 +57,7 @@ class _Stage:
 
 @dataclass
 class _Group:
-    """One candidate on the m edges leaving a source that have it."""
+    """One candidate on the m edges of a phase that have it."""
 
     kind: str  # "identity" | "pool" | "conv" | "reduce" | "module"
     edges: tuple[int, ...]
@@ -68,12 +68,21 @@ class _Group:
     module: nn.Module | None = None
     modules: list[nn.Module] = field(default_factory=list)  # "reduce": the m FactorizedReduce
     index: tuple[Tensor, Tensor] | None = None  # (rows, cols) into w, on the run's device
+    inputs: tuple[tuple[int, int], ...] = ()  # "conv": (state, edges from it), in edge order
+    state: int = -1  # the state the group reads (all but "conv")
 
 
 @dataclass
 class _Source:
-    state: int
+    """The states whose outgoing edges run together: the two cell inputs at once, then one
+    intermediate node after another."""
+
+    states: tuple[int, ...]
     groups: list[_Group]
+
+
+_Member = tuple[int, int, nn.Module, int]
+"""(edge, candidate column, module, source state) of one candidate on one edge."""
 
 
 def _fusable_bn(bn: nn.Module) -> bool:
@@ -134,38 +143,59 @@ class FusedCell:
                 self.target.append(2 + n)
                 sources.setdefault(j, []).append(e)
                 e += 1
-        self.sources: list[_Source] = []
-        for state, edges in sorted(sources.items()):
-            self.sources.append(_Source(state, self._groups(cell, edges)))
+        # the two inputs are both ready when the cell starts: their convolution candidates
+        # run as one group of up to 2 x 4 edges (same shapes: both preprocessed to C channels)
+        phases = [(0, 1)] + [(j,) for j in sorted(sources) if j >= 2]
+        self.sources = [_Source(ph, self._groups(cell, {j: sources[j] for j in ph if j in sources}))
+                        for ph in phases]
         self.device: torch.device | None = None
 
     @staticmethod
-    def _groups(cell: SearchCell, edges: list[int]) -> list[_Group]:
-        by_op: dict[str, list[tuple[int, int, nn.Module]]] = {}
-        for e in edges:
-            edge = cell.edges[e]
-            for col, op in zip(edge.columns, edge.ops):
-                by_op.setdefault(edge.op_names[col], []).append((e, col, op))
+    def _groups(cell: SearchCell, by_state: dict[int, list[int]]) -> list[_Group]:
+        """One group per candidate name; a convolution candidate spans every state of the
+        phase, the others read one state each."""
+        by_op: dict[str, list[_Member]] = {}
+        for state, edges in by_state.items():
+            for e in edges:
+                edge = cell.edges[e]
+                for col, op in zip(edge.columns, edge.ops):
+                    by_op.setdefault(edge.op_names[col], []).append((e, col, op, state))
         groups: list[_Group] = []
         for members in by_op.values():
-            kinds = [_classify(op) for _, _, op in members]
-            kind = kinds[0][0]
-            if kind == "module" or any(k != kind for k, _ in kinds):
-                groups += [_Group("module", (e,), (c,), module=op) for e, c, op in members]
+            classes = [_classify(op) for _, _, op, _ in members]
+            widths = {info[0].dw[0].in_channels for kind, info in classes if kind == "conv"}
+            if all(kind == "conv" for kind, _ in classes) and len(widths) == 1:
+                groups += FusedCell._make_groups(members)
                 continue
-            g = _Group(kind, tuple(e for e, _, _ in members), tuple(c for _, c, _ in members))
-            if kind == "pool":
-                g.pool = members[0][2][0]
-                g.bns = [op[1] for _, _, op in members]
-            elif kind == "reduce":
-                g.modules = [op for _, _, op in members]
-            elif kind == "conv":
-                per_edge = [stages for _, stages in kinds]
-                g.stages = [_Stage([s[i].dw[0] for s in per_edge], [s[i].pw[0] for s in per_edge],
-                                   [s[i].bn[0] for s in per_edge])
-                            for i in range(len(per_edge[0]))]
-            groups.append(g)
+            for state in by_state:
+                own = [mb for mb in members if mb[3] == state]
+                if own:
+                    groups += FusedCell._make_groups(own)
         return groups
+
+    @staticmethod
+    def _make_groups(members: list[_Member]) -> list[_Group]:
+        """The group of ``members`` (one candidate on several edges), or one "module" group
+        per edge when the candidate is not one this module fuses."""
+        classes = [_classify(op) for _, _, op, _ in members]
+        kind = classes[0][0]
+        if kind == "module" or any(k != kind for k, _ in classes):
+            return [_Group("module", (e,), (c,), module=op, state=st) for e, c, op, st in members]
+        g = _Group(kind, tuple(e for e, _, _, _ in members), tuple(c for _, c, _, _ in members),
+                   state=members[0][3])
+        states = [st for _, _, _, st in members]
+        g.inputs = tuple((st, states.count(st)) for st in dict.fromkeys(states))
+        if kind == "pool":
+            g.pool = members[0][2][0]
+            g.bns = [op[1] for _, _, op, _ in members]
+        elif kind == "reduce":
+            g.modules = [op for _, _, op, _ in members]
+        elif kind == "conv":
+            per_edge = [stages for _, stages in classes]
+            g.stages = [_Stage([s[i].dw[0] for s in per_edge], [s[i].pw[0] for s in per_edge],
+                               [s[i].bn[0] for s in per_edge])
+                        for i in range(len(per_edge[0]))]
+        return [g]
 
     def _to(self, device: torch.device) -> None:
         for src in self.sources:
@@ -215,7 +245,7 @@ class FusedCell:
             return y.flatten(1, 2), False
         if (not b0.training or b0.affine
                 or any(b.momentum is None or b.momentum != b0.momentum for b in bns)):
-            return FusedCell._bn(repeat_channels(p, m), bns, pending), False
+            return FusedCell._bn(repeat_channels([(p, m)]), bns, pending), False
         y = F.batch_norm(p, None, None, None, None, True, 0.0, b0.eps)
         with torch.no_grad():
             var, mean = torch.var_mean(p, (0, 2, 3), correction=1)
@@ -266,36 +296,41 @@ class FusedCell:
         pending: list = []
         last = 2 + self.nodes
         for src in self.sources:
-            while len(states) <= src.state:  # every edge into this state has been added
+            while len(states) <= max(src.states):  # every edge into it has been added
                 states.append(_sum(parts.pop(len(states))))
-            self._source(src, states[src.state], w, parts, pending)
+            self._source(src, states, w, parts, pending)
         while len(states) < last:
             states.append(_sum(parts.pop(len(states))))
         if pending:
             _write_back(pending)
         return torch.cat(states[2:], dim=1)
 
-    def _source(self, src: _Source, h: Tensor, w: Tensor, parts: dict[int, list[Tensor]],
-                pending: list) -> None:
-        relu: Tensor | None = None
-        repeated: dict[int, Tensor] = {}
+    def _source(self, src: _Source, states: list[Tensor], w: Tensor,
+                parts: dict[int, list[Tensor]], pending: list) -> None:
+        relu: dict[int, Tensor] = {}
+        repeated: dict[tuple[tuple[int, int], ...], Tensor] = {}
         accs: dict[tuple[int, ...], Tensor] = {}
+
+        def relu_of(state: int) -> Tensor:  # opens every convolution candidate: once per state
+            if state not in relu:
+                relu[state] = F.relu(states[state])
+            return relu[state]
+
         for g in src.groups:
             m = len(g.edges)
-            if g.kind in ("conv", "reduce") and relu is None:
-                relu = F.relu(h)  # opens every convolution candidate: once per source
+            h = states[g.state]
             if g.kind == "identity":
                 y = h.unsqueeze(1)
             elif g.kind == "pool":
                 y, shared = self._pool_bn(g.pool(h), g.bns, pending)
                 y = y.unsqueeze(1) if shared else y.view(y.shape[0], m, -1, *y.shape[2:])
             elif g.kind == "conv":
-                if m not in repeated:
-                    repeated[m] = repeat_channels(relu, m)
-                y = self._conv(g, repeated[m], pending)
+                if g.inputs not in repeated:
+                    repeated[g.inputs] = repeat_channels([(relu_of(st), k) for st, k in g.inputs])
+                y = self._conv(g, repeated[g.inputs], pending)
                 y = y.view(y.shape[0], m, -1, *y.shape[2:])
             elif g.kind == "reduce":
-                y = self._reduce(g, relu, pending)
+                y = self._reduce(g, relu_of(g.state), pending)
                 y = y.view(y.shape[0], m, -1, *y.shape[2:])
             else:
                 y = g.module(h).unsqueeze(1)
@@ -311,16 +346,19 @@ def _channels_last(x: Tensor) -> bool:
     return x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
-def repeat_channels(x: Tensor, m: int) -> Tensor:
-    """``x.repeat(1, m, 1, 1)`` in ``x``'s memory format (``repeat`` returns NCHW, which would
-    put every fused kernel after it on oneDNN's slower NCHW paths)."""
-    if m == 1:
-        return x
-    if not _channels_last(x):
-        return x.repeat(1, m, 1, 1)
-    n, c, h, w = x.shape
-    nhwc = x.permute(0, 2, 3, 1).unsqueeze(3).expand(n, h, w, m, c)
-    return nhwc.reshape(n, h, w, m * c).permute(0, 3, 1, 2)
+def repeat_channels(parts: list[tuple[Tensor, int]]) -> Tensor:
+    """``torch.cat([x.repeat(1, k, 1, 1) for x, k in parts], 1)`` as one copy, in the inputs'
+    memory format (``repeat`` returns NCHW, which would put every fused kernel after it on
+    oneDNN's slower NCHW paths)."""
+    if len(parts) == 1 and parts[0][1] == 1:
+        return parts[0][0]
+    if not all(_channels_last(x) for x, _ in parts):
+        return torch.cat([x.repeat(1, k, 1, 1) for x, k in parts], 1)
+    n, c, h, w = parts[0][0].shape
+    nhwc = [x.permute(0, 2, 3, 1).unsqueeze(3).expand(n, h, w, k, c) for x, k in parts]
+    total = sum(k for _, k in parts)
+    out = nhwc[0].reshape(n, h, w, total * c) if len(nhwc) == 1 else torch.cat(nhwc, 3)
+    return out.reshape(n, h, w, total * c).permute(0, 3, 1, 2)
 
 
 def _write_back(pending: list) -> None:
