@@ -32,7 +32,7 @@ The result equals the per-edge loop up to floating-point summation order
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -320,17 +320,18 @@ class FusedCell:
             m = len(g.edges)
             h = states[g.state]
             if g.kind == "identity":
-                y = h.unsqueeze(1)
+                y = _grad_like_forward(h).unsqueeze(1)
             elif g.kind == "pool":
                 y, shared = self._pool_bn(g.pool(h), g.bns, pending)
+                y = _grad_like_forward(y)
                 y = y.unsqueeze(1) if shared else y.view(y.shape[0], m, -1, *y.shape[2:])
             elif g.kind == "conv":
                 if g.inputs not in repeated:
                     repeated[g.inputs] = repeat_channels([(relu_of(st), k) for st, k in g.inputs])
-                y = self._conv(g, repeated[g.inputs], pending)
+                y = _grad_like_forward(self._conv(g, repeated[g.inputs], pending))
                 y = y.view(y.shape[0], m, -1, *y.shape[2:])
             elif g.kind == "reduce":
-                y = self._reduce(g, relu_of(g.state), pending)
+                y = _grad_like_forward(self._reduce(g, relu_of(g.state), pending))
                 y = y.view(y.shape[0], m, -1, *y.shape[2:])
             else:
                 y = g.module(h).unsqueeze(1)
@@ -340,6 +341,29 @@ class FusedCell:
         for edges, acc in accs.items():
             for t, e in enumerate(edges):
                 parts.setdefault(self.target[e], []).append(acc[:, t])
+
+
+class _GradLikeForward(torch.autograd.Function):
+    """Identity whose backward hands on the gradient in the forward tensor's memory format.
+
+    The mixing's per-edge slices (``acc[:, t]``) send gradients back as NCHW tensors (autograd
+    allocates slice gradients contiguous), and oneDNN's channels_last BN and conv backward
+    then take slow paths on them; one layout copy here is cheaper."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor) -> Tensor:
+        ctx.channels_last = _channels_last(x)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, g: Tensor) -> Tensor:
+        if ctx.channels_last and not g.is_contiguous(memory_format=torch.channels_last):
+            return g.contiguous(memory_format=torch.channels_last)
+        return g
+
+
+def _grad_like_forward(x: Tensor) -> Tensor:
+    return _GradLikeForward.apply(x) if _channels_last(x) and x.requires_grad else x
 
 
 def _channels_last(x: Tensor) -> bool:
