@@ -248,7 +248,7 @@ class FusedCell:
             return FusedCell._bn(repeat_channels([(p, m)]), bns, pending), False
         y = F.batch_norm(p, None, None, None, None, True, 0.0, b0.eps)
         with torch.no_grad():
-            var, mean = torch.var_mean(p, (0, 2, 3), correction=1)
+            var, mean = torch.var_mean(p.to(b0.running_mean.dtype), (0, 2, 3), correction=1)
         pending.append((bns, mean, var, True))
         return y, True
 
