@@ -1,11 +1,11 @@
 """How far the fast path's numerics drift from the plain path's, step by step.
 
-    python benchmarks/numerics.py --device cpu             # NCHW vs channels_last (fp32)
+    python benchmarks/numerics.py --device cpu             # plain vs fused channels_last (fp32)
     python benchmarks/numerics.py --device cuda            # fp32 NCHW vs bf16 channels_last
 
 Two copies of the same search (same seed, same initial weights, the very same batches and
-random numbers) take steps side by side: one with the plain numerics (fp32, NCHW), one with
-the fast path's (channels_last; bf16 autocast on CUDA). After each reported step it prints
+random numbers) take steps side by side: one with the plain numerics (fp32, NCHW, per-edge
+loop), one with the fast path's (channels_last, source-fused cells; bf16 autocast on CUDA). After each reported step it prints
 the largest difference in alpha and in w, alpha's spread (its standard deviation, what the
 derived genotype is decided by) and whether the derived genotypes agree.
 
@@ -50,8 +50,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", default="results/benchmarks")
     args = p.parse_args(argv)
     device = resolve_device(args.device)
-    plain = {"memory_format": "contiguous", "precision": "fp32"}
-    fast = {"memory_format": "channels_last", "precision": "auto"}
+    plain = {"memory_format": "contiguous", "precision": "fp32", "fused_edges": "off"}
+    fast = {"memory_format": "channels_last", "precision": "auto", "fused_edges": "auto"}
     a = _search(str(device), args.method, args.images, **plain)
     b = _search(str(device), args.method, args.images, **fast)
     batches = zip(a.train.epoch(torch.Generator().manual_seed(1)),

@@ -41,4 +41,5 @@ def test_numerics_benchmark_runs(tmp_path):
     assert rec["rows"][0]["max_abs_d_alpha"] < 1e-6  # one step apart only by rounding
     assert rec["plain"]["memory_format"] == "contiguous"
     assert rec["fast"]["memory_format"] == "channels_last"
+    assert rec["plain"]["fused_edges"] is False and rec["fast"]["fused_edges"] is True
     assert (tmp_path / "numerics-cpu.md").read_text().count("\n| ") >= 3
