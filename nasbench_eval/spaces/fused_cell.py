@@ -234,9 +234,10 @@ class FusedCell:
             return b0(p), False
         if not b0.training and not b0.affine:
             # y_t = (p - mean_t) / sqrt(var_t + eps): one multiply-add into (N, m, C, H, W)
-            with torch.no_grad():
+            with torch.no_grad():  # (autocast: in the pool output's dtype, as BN returns)
                 scale = torch.stack([b.running_var for b in bns]).add_(b0.eps).rsqrt_()
                 shift = torch.stack([b.running_mean for b in bns]).mul_(scale).neg_()
+                scale, shift = scale.to(p.dtype), shift.to(p.dtype)
             n, c, h, w = p.shape
             if _channels_last(p):  # build the result in NHWC order, as the rest of the cell
                 y = torch.addcmul(shift, p.permute(0, 2, 3, 1).unsqueeze(3), scale)
