@@ -88,6 +88,42 @@ def test_hooked_or_parametrized_candidates_run_through_their_modules():
     assert any(g.kind == "module" and g.edges == (0,) for g in plan.sources[0].groups)
 
 
+def test_hooks_registered_after_the_first_forward_are_honoured():
+    plain, fused, alphas, x = _pair("darts")
+    w = {k: torch.softmax(a, -1).detach() for k, a in alphas.items()}
+    fused(x, w)  # the plan exists
+    calls = {"plain": 0, "fused": 0}
+    for name, model in (("plain", plain), ("fused", fused)):
+        conv = model.cells[0].edges[0].ops[-1].op[1]  # dil_conv_5x5's depthwise conv
+        conv.register_forward_pre_hook(lambda mod, args: (2 * args[0],))
+
+        def count(mod, gin, gout, name=name):
+            calls[name] += 1
+        model.cells[0].edges[1].ops[-2].op[1].register_full_backward_hook(count)
+    out_p, out_f = plain(x, w), fused(x, w)
+    torch.testing.assert_close(out_f, out_p)
+    out_p.sum().backward()
+    out_f.sum().backward()
+    assert calls == {"plain": 1, "fused": 1}
+
+
+def test_hook_on_a_mixed_edge_makes_the_cell_use_the_per_edge_loop():
+    plain, fused, alphas, x = _pair("s2")
+    w = {k: torch.softmax(a, -1).detach() for k, a in alphas.items()}
+    seen = []
+    fused.cells[0].edges[3].register_forward_hook(lambda *a: seen.append(1))
+    torch.testing.assert_close(fused(x, w), plain(x, w))
+    assert seen == [1]
+
+
+def test_bn_settings_that_differ_within_a_group_apply_per_module():
+    plain, fused, alphas, x = _pair("darts")
+    for model in (plain, fused):
+        bns = [m for m in model.cells[0].edges[2].modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        bns[0].momentum, bns[1].eps, bns[-1].eps = 0.5, 0.1, 0.2  # a pool's BN and two convs'
+    _assert_same(plain, fused, alphas, x)
+
+
 def test_cumulative_bn_momentum_is_honoured():
     """BN recalibration sets momentum None (cumulative averages, counted per module)."""
     plain, fused, alphas, x = _pair("darts")
@@ -115,8 +151,10 @@ def test_model_moved_after_the_plan_was_built():
     torch.testing.assert_close(fused(x.float(), w), plain(x.float(), w), rtol=1e-5, atol=1e-6)
 
 
-def test_hessian_vector_product_through_the_fused_cell():
-    plain, fused, alphas, x = _pair("s3")
+@pytest.mark.parametrize("space", ["s3", "darts"])
+def test_hessian_vector_product_through_the_fused_cell(space):
+    """darts: pools, FactorizedReduce, dilated and stride-2 depthwise convs in the graph."""
+    plain, fused, alphas, x = _pair(space)
     v = [torch.randn_like(a) for a in alphas.values()]
 
     def hvp(model):

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from .fused_cell import FusedCell
+from .fused_cell import usable as fused_cell_usable
 from .ops import OPS, FactorizedReduce, Identity, ReLUConvBN, build_op
 from .spec import SearchSpace
 
@@ -78,10 +79,12 @@ class SearchCell(nn.Module):
     def forward(self, s0: Tensor, s1: Tensor, w: Tensor, drop_prob: float = 0.0,
                 drop_scope: str = "op", fused: bool = False) -> Tensor:
         drop = drop_prob > 0.0 and self.training
-        if fused and not drop:  # drop-path draws per candidate: the per-edge loop keeps its RNG order
-            if self._fused is None:
-                self._fused = FusedCell(self)
-            return self._fused.forward(s0, s1, w)
+        # drop-path draws per candidate: the per-edge loop keeps its RNG order
+        if fused and not drop and fused_cell_usable(self):
+            plan = self._fused
+            if plan is None or not plan.current():
+                plan = self._fused = FusedCell(self)
+            return plan.forward(s0, s1, w)
         op_prob = drop_prob if drop and drop_scope == "op" else 0.0
         edge_drop = drop and drop_scope == "edge"
         states = [self.pre0(s0), self.pre1(s1)]

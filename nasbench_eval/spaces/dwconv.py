@@ -15,8 +15,10 @@ forward convolutions, which oneDNN runs fast:
 
 Both are ordinary differentiable ops, so double backprop (Hessian eigenvalues) works, and
 each gradient is computed only when the running backward pass needs it (the alpha step's
-backward needs no weight gradients). Used by the fused cell (:mod:`.fused_cell`) on the CPU
-only; strided convs and other devices use ``F.conv2d`` unchanged.
+backward needs no weight gradients). A stride-2 conv runs its forward at stride 2 and
+spreads the output gradient onto the stride-1 positions for both gradients. Used by the
+fused cell (:mod:`.fused_cell`) on the CPU only; other devices, autocast and other shapes use
+``F.conv2d`` unchanged.
 """
 from __future__ import annotations
 

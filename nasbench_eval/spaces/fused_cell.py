@@ -1,19 +1,23 @@
 """Source-fused execution of a DARTS search cell: the arithmetic of the per-edge loop in
 :class:`~nasbench_eval.spaces.darts_cell.SearchCell`, in fewer and larger kernels.
 
-Why: at search sizes a step's time is mostly the fixed cost of ~20,000 small kernels
+Why: at search sizes a step's time is mostly the fixed cost of ~24,000 small kernels
 (docs/speed.md), not arithmetic. In a cell every state feeds up to four edges, and those
 edges run the same candidates on the same input, so grouping work by (source state,
 candidate) turns m edges' kernels into one:
 
-* the ReLU that opens every convolution candidate is computed once per source and repeated
+* the ReLU that opens every convolution candidate is computed once per state and repeated
   m times (channels ordered (edge, channel));
 * the m edges' depthwise convs are one depthwise conv over m*C channels, their 1x1 convs one
   grouped conv (groups = m). (A depthwise conv with channel multiplier m instead of the
-  repeat avoids a copy but measured 3-6x slower in oneDNN's backward at these sizes.);
+  repeat avoids a copy but measured 3-6x slower in oneDNN's backward at these sizes.) The
+  two cell inputs are ready together, so their convolution candidates form one group;
 * m BatchNorms over C channels are one BatchNorm over m*C channels (batch statistics are per
   channel), on the concatenated running buffers, which are written back once per cell;
-* a pool runs once and is repeated m times before its (per-edge) BatchNorm;
+* a pool runs once; in training its m BatchNorms see the same input, so one BN serves them
+  all and each module's running statistics move by the same batch statistics; in
+  evaluation it is one multiply-add with the m modules' running statistics;
+* the stride-2 skips (FactorizedReduce) of m edges are two convs with stacked weights;
 * the candidates' weighted sum is one fused multiply-add per group on an (N, m, C, H, W)
   view; each edge's slice is then added to its target node.
 
@@ -21,13 +25,16 @@ Parameters and buffers stay where they are, in the per-edge modules: state_dict,
 optimizers, ``torch.func.functional_call`` (second-order DARTS) and MSR's spectral
 normalisation see the same tensors. The fused weights are assembled from them at every
 forward by a few small differentiable cat/stack ops, so gradients reach the same leaves and
-double backprop (the Hessian) works. Candidates this module does not know (FactorizedReduce,
-noise, sharpDARTS's blocks) and modules with hooks or parametrizations (MSR's spectral
-normalisation) run per edge through their own modules, inside the same mixing. The plan is
-built from the modules at the cell's first fused forward.
+double backprop (the Hessian) works. Candidates this module does not know (noise,
+sharpDARTS's blocks), candidates with hooks or parametrizations (MSR's spectral
+normalisation) and BNs whose settings differ within a group run per edge through their own
+modules, inside the same mixing. The plan is built at the cell's first fused forward and
+rebuilt when a candidate gains or loses a hook or parametrization; a hook on a mixed edge, on
+the cell's edge list, or a global module hook makes the cell use the per-edge loop.
 
 The result equals the per-edge loop up to floating-point summation order
-(tests/test_fused_cell.py checks outputs, gradients and BN buffers in float64).
+(tests/test_fused_cell.py checks outputs, gradients, Hessian-vector products and BN buffers
+in float64).
 """
 from __future__ import annotations
 
@@ -38,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
+from torch.utils.hooks import RemovableHandle
 
 from .dwconv import depthwise_conv2d
 from .ops import DilConv, FactorizedReduce, Identity, SepConv
@@ -99,12 +107,32 @@ def _stage_of(block: nn.Sequential) -> _Stage | None:
     return None
 
 
+def _hooked(m: nn.Module) -> bool:
+    return bool(m._forward_pre_hooks or m._forward_hooks or m._backward_hooks
+                or m._backward_pre_hooks or parametrize.is_parametrized(m))
+
+
 def _plain(op: nn.Module) -> bool:
     """No hooks or parametrizations anywhere in ``op`` (e.g. MSR's spectral normalisation):
     the fused path reads weights directly, so such modules must run through their own
     forward."""
-    return not any(m._forward_pre_hooks or m._forward_hooks or parametrize.is_parametrized(m)
-                   for m in op.modules())
+    return not any(_hooked(m) for m in op.modules())
+
+
+def _global_hooks() -> bool:
+    """Hooks registered for every module (``nn.modules.module.register_module_*``)."""
+    mod = nn.modules.module
+    return any(getattr(mod, name, None) for name in (
+        "_global_forward_pre_hooks", "_global_forward_hooks", "_global_backward_hooks",
+        "_global_backward_pre_hooks"))
+
+
+def usable(cell: nn.Module) -> bool:
+    """Whether the fused forward may replace ``cell``'s per-edge loop: no hook that the loop
+    would call on the mixed edges themselves (the candidates' hooks are handled per
+    candidate)."""
+    edges = cell.edges
+    return not (_global_hooks() or _hooked(edges) or any(_hooked(e) for e in edges))
 
 
 def _classify(op: nn.Module) -> tuple[str, object]:
@@ -134,6 +162,10 @@ class FusedCell:
 
     def __init__(self, cell: SearchCell):
         self.cell = cell
+        self.signature = self.hook_signature(cell)
+        self.handles = RemovableHandle.next_id
+        self.classes = [(m, type(m)) for edge in cell.edges for op in edge.ops
+                        for m in op.modules()]
         self.nodes = cell.nodes
         self.target: list[int] = []  # edge -> index of the state it feeds
         sources: dict[int, list[int]] = {}
@@ -149,6 +181,24 @@ class FusedCell:
         self.sources = [_Source(ph, self._groups(cell, {j: sources[j] for j in ph if j in sources}))
                         for ph in phases]
         self.device: torch.device | None = None
+
+    @staticmethod
+    def hook_signature(cell: SearchCell) -> tuple[bool, ...]:
+        """Which candidates have hooks or parametrizations."""
+        return tuple(_hooked(m) for edge in cell.edges for op in edge.ops for m in op.modules())
+
+    def current(self) -> bool:
+        """False when a candidate gained or lost a hook or parametrization since the plan was
+        built (it must then run through its own module). Cheap unless a hook was registered
+        anywhere since the last check (torch counts hook handles) or a module's class
+        changed (a parametrization swaps it)."""
+        if any(type(m) is not cls for m, cls in self.classes):
+            return False
+        n = RemovableHandle.next_id
+        if n != self.handles:
+            self.handles = n
+            return self.hook_signature(self.cell) == self.signature
+        return True
 
     @staticmethod
     def _groups(cell: SearchCell, by_state: dict[int, list[int]]) -> list[_Group]:
@@ -209,8 +259,11 @@ class FusedCell:
         b0 = bns[0]
         if len(bns) == 1:
             return b0(x)
-        if any(b.momentum is None or not b.track_running_stats for b in bns):
-            # cumulative averages (BN recalibration) count per module: run them one by one
+        if any(b.momentum is None or not b.track_running_stats or b.momentum != b0.momentum
+               or b.eps != b0.eps or b.training != b0.training or b.affine != b0.affine
+               for b in bns):
+            # cumulative averages (BN recalibration) count per module, and settings that
+            # differ between the modules apply per module: run them one by one
             return torch.cat([b(c) for b, c in zip(bns, x.chunk(len(bns), 1))], 1)
         rm = torch.cat([b.running_mean for b in bns])
         rv = torch.cat([b.running_var for b in bns])
@@ -232,6 +285,9 @@ class FusedCell:
         b0 = bns[0]
         if m == 1:
             return b0(p), False
+        if any(b.eps != b0.eps or b.training != b0.training or b.affine != b0.affine
+               for b in bns):
+            return FusedCell._bn(repeat_channels([(p, m)]), bns, pending), False
         if not b0.training and not b0.affine:
             # y_t = (p - mean_t) / sqrt(var_t + eps): one multiply-add into (N, m, C, H, W)
             with torch.no_grad():  # (autocast: in the pool output's dtype, as BN returns)
