@@ -107,6 +107,25 @@ def _stage_of(block: nn.Sequential) -> _Stage | None:
     return None
 
 
+def _eval_bn_affine(bns: list[nn.BatchNorm2d], dtype: torch.dtype
+                    ) -> tuple[Tensor, Tensor] | None:
+    """(scale, shift) with BN(z) = z * scale + shift per channel for the m modules when they
+    all normalise with running statistics (evaluation: SDARTS-ADV's attack, accuracy), so
+    the BN folds into the conv before it; None when any of them uses batch statistics or the
+    settings differ. Not under autocast, where the conv's output dtype would change."""
+    b0 = bns[0]
+    if (b0.training or b0.affine or torch.is_autocast_enabled(b0.running_mean.device.type)
+            or any(b.training or b.affine or b.eps != b0.eps or not b.track_running_stats
+                   for b in bns)):
+        return None
+    with torch.no_grad():
+        var = torch.cat([b.running_var for b in bns]) if len(bns) > 1 else bns[0].running_var
+        mean = torch.cat([b.running_mean for b in bns]) if len(bns) > 1 else bns[0].running_mean
+        scale = (var + b0.eps).rsqrt_()
+        shift = (mean * scale).neg_()
+    return scale.to(dtype), shift.to(dtype)
+
+
 def _hooked(m: nn.Module) -> bool:
     return bool(m._forward_pre_hooks or m._forward_hooks or m._backward_hooks
                 or m._backward_pre_hooks or parametrize.is_parametrized(m))
@@ -339,8 +358,13 @@ class FusedCell:
             wd = torch.cat([q.weight for q in st.dw]) if m > 1 else d.weight
             y = depthwise_conv2d(y, wd, d.stride, d.padding, d.dilation)
             wp = torch.cat([q.weight for q in st.pw]) if m > 1 else st.pw[0].weight
-            y = F.conv2d(y, wp, None, 1, 0, 1, m)
-            y = self._bn(y, st.bn, pending)
+            folded = _eval_bn_affine(st.bn, wp.dtype)
+            if folded is None:
+                y = F.conv2d(y, wp, None, 1, 0, 1, m)
+                y = self._bn(y, st.bn, pending)
+            else:  # evaluation BN folded into the 1x1 conv: W * scale, bias shift
+                scale, shift = folded
+                y = F.conv2d(y, wp * scale.view(-1, 1, 1, 1), shift, 1, 0, 1, m)
         return y
 
     # ------------------------------------------------------------------ forward
