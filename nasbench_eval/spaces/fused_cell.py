@@ -75,7 +75,6 @@ class _Group:
     bns: list[nn.BatchNorm2d] = field(default_factory=list)
     module: nn.Module | None = None
     modules: list[nn.Module] = field(default_factory=list)  # "reduce": the m FactorizedReduce
-    index: tuple[Tensor, Tensor] | None = None  # (rows, cols) into w, on the run's device
     inputs: tuple[tuple[int, int], ...] = ()  # "conv": (state, edges from it), in edge order
     state: int = -1  # the state the group reads (all but "conv")
 
@@ -87,6 +86,8 @@ class _Source:
 
     states: tuple[int, ...]
     groups: list[_Group]
+    index: tuple[Tensor, Tensor] | None = None  # (rows, cols) into w of every group, in order
+    sizes: list[int] = field(default_factory=list)  # edges per group
 
 
 _Member = tuple[int, int, nn.Module, int]
@@ -267,9 +268,11 @@ class FusedCell:
         return [g]
 
     def _to(self, device: torch.device) -> None:
-        for src in self.sources:
-            for g in src.groups:
-                g.index = (torch.tensor(g.edges, device=device), torch.tensor(g.cols, device=device))
+        for src in self.sources:  # every group's mixing weights of a phase in one gather
+            rows = [e for g in src.groups for e in g.edges]
+            cols = [c for g in src.groups for c in g.cols]
+            src.index = (torch.tensor(rows, device=device), torch.tensor(cols, device=device))
+            src.sizes = [len(g.edges) for g in src.groups]
         self.device = device
 
     # ------------------------------------------------------------------ kernels
@@ -397,7 +400,8 @@ class FusedCell:
                 relu[state] = F.relu(states[state])
             return relu[state]
 
-        for g in src.groups:
+        weights = w[src.index].split(src.sizes)
+        for i, g in enumerate(src.groups):
             m = len(g.edges)
             h = states[g.state]
             if g.kind == "identity":
@@ -416,7 +420,7 @@ class FusedCell:
                 y = y.view(y.shape[0], m, -1, *y.shape[2:])
             else:
                 y = g.module(h).unsqueeze(1)
-            s = w[g.index].to(y.dtype).view(1, m, 1, 1, 1)
+            s = weights[i].to(y.dtype).view(1, m, 1, 1, 1)
             acc = accs.get(g.edges)
             accs[g.edges] = y * s if acc is None else torch.addcmul(acc, y, s)
         for edges, acc in accs.items():
