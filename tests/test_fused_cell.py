@@ -137,6 +137,8 @@ def test_cumulative_bn_momentum_is_honoured():
                 m.momentum = None
         model(x, w)
         model(2 * x, w)
+    plain.eval(), fused.eval()  # momentum stays None after recalibration
+    torch.testing.assert_close(fused(x, w), plain(x, w))
     s1, s2 = plain.state_dict(), fused.state_dict()
     for k in s1:
         torch.testing.assert_close(s2[k], s1[k], rtol=1e-10, atol=1e-12)

@@ -108,23 +108,43 @@ def _stage_of(block: nn.Sequential) -> _Stage | None:
     return None
 
 
-def _eval_bn_affine(bns: list[nn.BatchNorm2d], dtype: torch.dtype
-                    ) -> tuple[Tensor, Tensor] | None:
-    """(scale, shift) with BN(z) = z * scale + shift per channel for the m modules when they
-    all normalise with running statistics (evaluation: SDARTS-ADV's attack, accuracy), so
-    the BN folds into the conv before it; None when any of them uses batch statistics or the
-    settings differ. Not under autocast, where the conv's output dtype would change."""
+def _same_settings(bns: list[nn.BatchNorm2d]) -> bool:
+    """Whether one BN call can stand for all m modules (mode, affine, eps, running stats)."""
     b0 = bns[0]
-    if (b0.training or b0.affine or torch.is_autocast_enabled(b0.running_mean.device.type)
-            or any(b.training or b.affine or b.eps != b0.eps or not b.track_running_stats
-                   for b in bns)):
-        return None
+    return all(b.training == b0.training and b.affine == b0.affine and b.eps == b0.eps
+               and b.track_running_stats == b0.track_running_stats for b in bns)
+
+
+def _same_momentum(bns: list[nn.BatchNorm2d]) -> bool:
+    """Whether the m modules' running statistics move alike in training (momentum None,
+    BN recalibration's cumulative average, counts per module)."""
+    b0 = bns[0]
+    return b0.momentum is not None and all(b.momentum == b0.momentum for b in bns)
+
+
+def _running_affine(bns: list[nn.BatchNorm2d], dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """(scale, shift) of shape (m * C,) with BN(z) = z * scale + shift for non-affine BNs that
+    normalise with their running statistics; not part of the autograd graph."""
+    eps = bns[0].eps
     with torch.no_grad():
-        var = torch.cat([b.running_var for b in bns]) if len(bns) > 1 else bns[0].running_var
-        mean = torch.cat([b.running_mean for b in bns]) if len(bns) > 1 else bns[0].running_mean
-        scale = (var + b0.eps).rsqrt_()
+        var = torch.cat([b.running_var for b in bns])
+        mean = torch.cat([b.running_mean for b in bns])
+        scale = (var + eps).rsqrt_()
         shift = (mean * scale).neg_()
     return scale.to(dtype), shift.to(dtype)
+
+
+def _eval_bn_affine(bns: list[nn.BatchNorm2d], dtype: torch.dtype
+                    ) -> tuple[Tensor, Tensor] | None:
+    """(scale, shift) for folding the m BNs into the conv before them when they all
+    normalise with running statistics (evaluation: SDARTS-ADV's attack, accuracy); None when
+    any of them uses batch statistics or the settings differ. Not under autocast, where the
+    conv's output dtype would change."""
+    b0 = bns[0]
+    if (b0.training or b0.affine or not b0.track_running_stats or not _same_settings(bns)
+            or torch.is_autocast_enabled(b0.running_mean.device.type)):
+        return None
+    return _running_affine(bns, dtype)
 
 
 def _hooked(m: nn.Module) -> bool:
@@ -182,10 +202,10 @@ class FusedCell:
 
     def __init__(self, cell: SearchCell):
         self.cell = cell
-        self.signature = self.hook_signature(cell)
+        self.candidates = [m for edge in cell.edges for op in edge.ops for m in op.modules()]
+        self.classes = [type(m) for m in self.candidates]
+        self.signature = self._hook_signature()
         self.handles = RemovableHandle.next_id
-        self.classes = [(m, type(m)) for edge in cell.edges for op in edge.ops
-                        for m in op.modules()]
         self.nodes = cell.nodes
         self.target: list[int] = []  # edge -> index of the state it feeds
         sources: dict[int, list[int]] = {}
@@ -202,22 +222,21 @@ class FusedCell:
                         for ph in phases]
         self.device: torch.device | None = None
 
-    @staticmethod
-    def hook_signature(cell: SearchCell) -> tuple[bool, ...]:
-        """Which candidates have hooks or parametrizations."""
-        return tuple(_hooked(m) for edge in cell.edges for op in edge.ops for m in op.modules())
+    def _hook_signature(self) -> tuple[bool, ...]:
+        """Which candidates' modules have hooks or parametrizations."""
+        return tuple(_hooked(m) for m in self.candidates)
 
     def current(self) -> bool:
         """False when a candidate gained or lost a hook or parametrization since the plan was
         built (it must then run through its own module). Cheap unless a hook was registered
         anywhere since the last check (torch counts hook handles) or a module's class
         changed (a parametrization swaps it)."""
-        if any(type(m) is not cls for m, cls in self.classes):
+        if any(type(m) is not cls for m, cls in zip(self.candidates, self.classes)):
             return False
         n = RemovableHandle.next_id
         if n != self.handles:
             self.handles = n
-            return self.hook_signature(self.cell) == self.signature
+            return self._hook_signature() == self.signature
         return True
 
     @staticmethod
@@ -235,19 +254,20 @@ class FusedCell:
             classes = [_classify(op) for _, _, op, _ in members]
             widths = {info[0].dw[0].in_channels for kind, info in classes if kind == "conv"}
             if all(kind == "conv" for kind, _ in classes) and len(widths) == 1:
-                groups += FusedCell._make_groups(members)
+                groups += FusedCell._make_groups(members, classes)
                 continue
             for state in by_state:
-                own = [mb for mb in members if mb[3] == state]
+                own = [i for i, mb in enumerate(members) if mb[3] == state]
                 if own:
-                    groups += FusedCell._make_groups(own)
+                    groups += FusedCell._make_groups([members[i] for i in own],
+                                                     [classes[i] for i in own])
         return groups
 
     @staticmethod
-    def _make_groups(members: list[_Member]) -> list[_Group]:
-        """The group of ``members`` (one candidate on several edges), or one "module" group
-        per edge when the candidate is not one this module fuses."""
-        classes = [_classify(op) for _, _, op, _ in members]
+    def _make_groups(members: list[_Member], classes: list[tuple[str, Any]]) -> list[_Group]:
+        """The group of ``members`` (one candidate on several edges; ``classes`` their
+        :func:`_classify`), or one "module" group per edge when the candidate is not one this
+        module fuses."""
         kind = classes[0][0]
         if kind == "module" or any(k != kind for k, _ in classes):
             return [_Group("module", (e,), (c,), module=op, state=st) for e, c, op, st in members]
@@ -281,9 +301,8 @@ class FusedCell:
         b0 = bns[0]
         if len(bns) == 1:
             return b0(x)
-        if any(b.momentum is None or not b.track_running_stats or b.momentum != b0.momentum
-               or b.eps != b0.eps or b.training != b0.training or b.affine != b0.affine
-               for b in bns):
+        if (not b0.track_running_stats or not _same_settings(bns)
+                or (b0.training and not _same_momentum(bns))):
             # cumulative averages (BN recalibration) count per module, and settings that
             # differ between the modules apply per module: run them one by one
             return torch.cat([b(c) for b, c in zip(bns, x.chunk(len(bns), 1))], 1)
@@ -291,7 +310,8 @@ class FusedCell:
         rv = torch.cat([b.running_var for b in bns])
         weight = torch.cat([b.weight for b in bns]) if b0.affine else None
         bias = torch.cat([b.bias for b in bns]) if b0.affine else None
-        y = F.batch_norm(x, rm, rv, weight, bias, b0.training, b0.momentum, b0.eps)
+        momentum = b0.momentum if b0.training else 0.0  # evaluation: unused, may be None
+        y = F.batch_norm(x, rm, rv, weight, bias, b0.training, momentum, b0.eps)
         if b0.training:
             pending.append((bns, rm, rv, False))
         return y
@@ -307,23 +327,19 @@ class FusedCell:
         b0 = bns[0]
         if m == 1:
             return b0(p), False
-        if any(b.eps != b0.eps or b.training != b0.training or b.affine != b0.affine
-               for b in bns):
+        if not _same_settings(bns):
             return FusedCell._bn(repeat_channels([(p, m)]), bns, pending), False
         if not b0.training and not b0.affine:
             # y_t = (p - mean_t) / sqrt(var_t + eps): one multiply-add into (N, m, C, H, W)
-            with torch.no_grad():  # (autocast: in the pool output's dtype, as BN returns)
-                scale = torch.stack([b.running_var for b in bns]).add_(b0.eps).rsqrt_()
-                shift = torch.stack([b.running_mean for b in bns]).mul_(scale).neg_()
-                scale, shift = scale.to(p.dtype), shift.to(p.dtype)
+            # (autocast: in the pool output's dtype, as BN returns)
             n, c, h, w = p.shape
+            scale, shift = (t.view(m, c) for t in _running_affine(bns, p.dtype))
             if _channels_last(p):  # build the result in NHWC order, as the rest of the cell
                 y = torch.addcmul(shift, p.permute(0, 2, 3, 1).unsqueeze(3), scale)
                 return y.reshape(n, h, w, m * c).permute(0, 3, 1, 2), False
             y = torch.addcmul(shift.view(1, m, c, 1, 1), p.unsqueeze(1), scale.view(1, m, c, 1, 1))
             return y.flatten(1, 2), False
-        if (not b0.training or b0.affine
-                or any(b.momentum is None or b.momentum != b0.momentum for b in bns)):
+        if not b0.training or b0.affine or not _same_momentum(bns):
             return FusedCell._bn(repeat_channels([(p, m)]), bns, pending), False
         y = F.batch_norm(p, None, None, None, None, True, 0.0, b0.eps)
         with torch.no_grad():
