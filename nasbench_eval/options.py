@@ -133,6 +133,7 @@ def resolve_options(owner: str, schema: Schema, given: Mapping[str, Any]) -> dic
 
     ``owner`` names the method/oracle in the message for an option it does not have, which
     lists the valid ones. Keys may be spelled with dashes (``pgd-steps``)."""
+    schema = as_schema(schema)
     out = {k: opt.default for k, opt in schema.items()}
     for raw_key, value in given.items():
         key = str(raw_key).replace("-", "_")
@@ -143,8 +144,24 @@ def resolve_options(owner: str, schema: Schema, given: Mapping[str, Any]) -> dic
     return out
 
 
+def as_option(value: Any) -> Option:
+    """An :class:`Option` as is; a plain default (the pre-schema form) as an Option of its type
+    (None: text that may be none)."""
+    if isinstance(value, Option):
+        return value
+    if value is None:
+        return Option(None, str, none_ok=True)
+    kind = type(value) if isinstance(value, (int, float, str, bool)) else str
+    return Option(value, kind)
+
+
+def as_schema(options: Mapping[str, Any]) -> dict[str, Option]:
+    return {k: as_option(v) for k, v in options.items()}
+
+
 def defaults(schema: Schema) -> dict[str, Any]:
-    return {k: opt.default for k, opt in schema.items()}
+    return {k: as_option(opt).default for k, opt in schema.items()}
 
 
-__all__ = ["Option", "OptionError", "Schema", "defaults", "flag_name", "resolve_options"]
+__all__ = ["Option", "OptionError", "Schema", "as_option", "as_schema", "defaults", "flag_name",
+           "resolve_options"]

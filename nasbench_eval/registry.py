@@ -44,11 +44,16 @@ def load_plugins(spec: str | None = None) -> list[str]:
         try:
             if entry.endswith(".py") or os.sep in entry:
                 path = Path(entry).expanduser().resolve()
+                if path.is_dir():  # a package folder (e.g. a space family): its __init__.py
+                    path = path / "__init__.py"
                 if not path.is_file():
-                    raise NasbenchEvalError(f"plugin file {entry} does not exist "
-                                            f"(from --plugin or ${PLUGINS_ENV})")
-                mod_name = f"nasbench_eval_plugin_{abs(hash(str(path))):x}"
-                module_spec = importlib.util.spec_from_file_location(mod_name, path)
+                    raise NasbenchEvalError(f"plugin {entry} does not exist (from --plugin or "
+                                            f"${PLUGINS_ENV}; a .py file or a package folder)")
+                stem = path.parent.name if path.name == "__init__.py" else path.stem
+                mod_name = f"nasbench_eval_plugin_{stem}"
+                module_spec = importlib.util.spec_from_file_location(
+                    mod_name, path, submodule_search_locations=(
+                        [str(path.parent)] if path.name == "__init__.py" else None))
                 assert module_spec is not None and module_spec.loader is not None
                 module = importlib.util.module_from_spec(module_spec)
                 sys.modules[mod_name] = module

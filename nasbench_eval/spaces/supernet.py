@@ -1,0 +1,79 @@
+"""The supernet seam: the only calls a method, an oracle or the runner makes on a supernet.
+
+Every space family's supernet is a plain ``nn.Module`` that also provides these calls, so a
+method never walks private attributes (``cells[].edges[]...``) and a method that changes how
+an edge computes (sampled single paths, partial channels, drop-path) has a sanctioned way in.
+Architecture weights stay a ``forward`` argument: ``supernet(x, {"normal": W, "reduce": W})``.
+
+A family whose supernet cannot honour a call raises :class:`SupernetSeamError` with a message
+saying which call and why, never an AttributeError.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from torch import Tensor, nn
+
+from ..errors import NasbenchEvalError
+
+
+class SupernetSeamError(NasbenchEvalError):
+    """A supernet does not support a seam call (e.g. drop-path on a family without it)."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One candidate op of one mixed edge of one cell instance."""
+
+    cell: int  # index of the cell instance in the supernet (0-based, input to output)
+    cell_type: str  # key of the architecture weights ("normal", "reduce", ...)
+    edge: int  # row of that key's weight matrix
+    column: int  # column of that matrix (index in the edge's candidate list)
+    op: str  # the candidate's op name
+    module: nn.Module  # the module computing it (zero candidates have none and are skipped)
+
+
+@dataclass(frozen=True)
+class EdgeCall:
+    """What an :data:`EdgeForward` receives for one mixed edge in one forward."""
+
+    cell: int
+    cell_type: str
+    edge: int
+    op_names: tuple[str, ...]  # the edge's candidates, by column
+    columns: tuple[int, ...]  # the columns that have a module (``none`` has none)
+    ops: tuple[nn.Module, ...]  # the modules, aligned with ``columns``
+    default: Callable[[Tensor, Tensor], Tensor]  # the standard mixture sum_k w[k] * op_k(x)
+
+
+EdgeForward = Callable[[EdgeCall, Tensor, Tensor], Tensor]
+"""``fn(edge, x, w) -> Tensor``: how a mixed edge computes its output from its input ``x`` and
+its row of mixing weights ``w``. ``edge.default(x, w)`` is the usual weighted sum."""
+
+
+@runtime_checkable
+class Supernet(Protocol):
+    """The calls every family's supernet provides (in addition to being an ``nn.Module``)."""
+
+    def forward(self, x: Tensor, weights: dict[str, Tensor]) -> Tensor: ...
+
+    def arch_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Shape of each architecture weight tensor, by key."""
+
+    def candidates(self) -> Iterator[Candidate]:
+        """Every candidate module of every mixed edge, cell by cell, edge by edge."""
+
+    @property
+    def classifier(self) -> nn.Linear:
+        """The final classifier (oracles that re-fit or reset the head use it)."""
+
+    def set_edge_forward(self, fn: EdgeForward | None) -> None:
+        """Compute every mixed edge with ``fn`` (None: the standard mixture). Fast paths that
+        fuse edges step aside while a custom edge forward is set."""
+
+    def set_drop_path(self, prob: float, scope: str = "op") -> None:
+        """Drop-path in train mode with probability ``prob`` (0 = off); ``scope`` is the
+        family's (DARTS cells: "op" or "edge")."""
+
