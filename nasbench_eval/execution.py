@@ -154,11 +154,12 @@ class StepRunner:
     Methods opt in with ``capturable = True`` (the base declares ``False``): their step has
     no host-side state that changes per step; the others run the same buffers eagerly. A
     capture that raises stops the run with an error naming the cause (status ``failed``;
-    ``--resume`` without ``--cuda-graphs`` continues it eagerly): falling back inside a broken capture could leave the CUDA stream
-    and generator state corrupt. Inputs are copied into the buffers, outputs cloned out of
-    the graph's, so callers see ordinary tensors. Not yet run on a GPU in this project's CI
-    or sessions: benchmarks/search_speed.py --trajectory is the check that it computes what
-    the eager step computes.
+    ``--resume`` without ``--cuda-graphs`` continues it eagerly): falling back inside a
+    broken capture could leave the CUDA stream and generator state corrupt. Inputs are
+    copied into the buffers, outputs cloned out of the graph's, so callers see ordinary
+    tensors. Not yet run on a GPU in this project's CI or sessions:
+    benchmarks/search_speed.py --trajectory is the check that it computes what the eager
+    step computes.
     """
 
     def __init__(self, method: Method, capture: bool = False, warmup: int = 3):

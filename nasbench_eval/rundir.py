@@ -244,33 +244,49 @@ class RunRecorder:
     then the extra fields, and writes it atomically to ``summary_path``. Keys keep their first
     position, so the document's layout is stable from the first ``running`` write on.
 
-    One run, in the order the runner uses (the evaluation stage the same way)::
+    One run, in the order the search runner uses it::
 
-        rec = RunRecorder(summary_path, metrics_path, checkpoint_path, doc, summarize,
-                          fingerprint=fp)          # fp: only if the checkpoint must match
-        state = rec.restore(device) if resume else None   # sets history, wall, start_epoch
-        if state: model.load_state_dict(state["model"]); ...
+        previous = refuse_existing(summary_path, resume)   # RunDirError without resume
+        if is_done(previous):
+            return run_dir                                 # finished/diverged: never repeated
+        rec = RunRecorder(summary_path, metrics_path, checkpoint_path, doc, summarize)
+        state = rec.restore(device) if resume else None    # sets history, wall, start_epoch
+        if state is not None:
+            model.load_state_dict(state["model"]); ...
         rec.finish(RUNNING)
-        with rec.guard():                          # Ctrl-C -> interrupted, raise -> failed
+        with rec.guard():                                  # Ctrl-C -> interrupted, raise -> failed
             for epoch in range(rec.start_epoch, epochs):
-                t0 = time.perf_counter(); row = train_one_epoch(epoch)
+                t0 = time.perf_counter()
+                row = train_one_epoch(epoch)
                 rec.wall += time.perf_counter() - t0
-                if rec.diverged(row, epoch):       # writes status "diverged"
-                    return out_dir
+                if rec.diverged(row, epoch):               # writes status "diverged"
+                    return run_dir
                 row["wall_time_s"] = round(rec.wall, 3)
-                rec.record_epoch(row, {"model": ..., "optimizer": ...},
-                                 files={"genotypes.jsonl": text})   # optional extra files
+                rec.record_epoch(row, {"model": model.state_dict(), ...},
+                                 files={GENOTYPES_FILE: text})   # extra files: optional
         rec.finish(FINISHED)
 
-    For the evaluation stage (``train.evaluate``, to become ``evaluation.evaluate``):
-    ``summary_path=out_dir/"evaluation.json"``, ``metrics_path=out_dir/
-    "evaluation_metrics.csv"``, ``checkpoint_path=out_dir/"evaluation_checkpoint.pt"``,
-    ``summary=doc`` (the evaluation document, whose ``status`` key is already at its place),
-    ``summarize=lambda h: {"final_test_error": ..., "final_train_error": ...,
-    "best_test_error": ..., "curve": h}``, ``fingerprint=fp`` (the checkpoint then carries it
-    and :meth:`restore` refuses another evaluation's), state ``{"model": ..., "optimizer":
-    ...}``, and ``guard(record_failures=False)`` to keep today's behaviour of leaving an
-    exception's run ``running`` (or True, to record ``failed`` as the search does).
+    The evaluation stage (``train.evaluate``, lines 674-804 at 3e5e372; ``evaluation.py``
+    after the seams redesign) adopts it with the same files and bytes as today:
+
+    * ``previous = read_json(doc_path)``; keep its settings-fingerprint check ("other
+      settings") first, then ``refuse_existing(doc_path, resume, what="this evaluation",
+      hint="")`` (today's message, word for word) and ``if is_done(previous): return out_dir``;
+    * ``RunRecorder(out_dir / "evaluation.json", out_dir / "evaluation_metrics.csv",
+      out_dir / "evaluation_checkpoint.pt", doc, summarize, fingerprint=fp)`` where ``doc`` is
+      the evaluation document (its ``status`` key already in place) and ``summarize =
+      lambda h: {"final_test_error": ..., "final_train_error": ..., "best_test_error": ...,
+      "curve": h}``; ``fingerprint=fp`` stores ``fp`` in the checkpoint and makes
+      :meth:`restore` refuse another evaluation's;
+    * ``state = rec.restore(device) if resume else None``; load ``state["model"]`` and
+      ``state["optimizer"]``; then, before the first ``finish``, set ``doc["environment"]``
+      and append ``doc["resumed"]`` (at ``rec.start_epoch``) as today, so the keys keep
+      their order;
+    * the loop above with state ``{"model": ..., "optimizer": ...}``, no extra files, and
+      ``rec.guard(record_failures=False)`` to keep today's behaviour (an exception leaves
+      ``running``; ``True`` would record ``failed`` as the search does);
+    * ``_fingerprint``, ``_finite``, ``_write_rows``, ``finish`` and the ``torch.save`` /
+      ``os.replace`` lines go; ``fp = fingerprint({**settings, "genotype": ...})``.
     """
 
     def __init__(self, summary_path: str | Path, metrics_path: str | Path,
