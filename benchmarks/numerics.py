@@ -27,7 +27,8 @@ from pathlib import Path
 import torch
 
 from nasbench_eval.config import RunConfig
-from nasbench_eval.runner import build_search, resolve_device
+from nasbench_eval.execution import resolve_device
+from nasbench_eval.runner import build_search
 
 REPORT = (1, 2, 5, 10, 20, 40, 80)
 

@@ -5,7 +5,7 @@
     python benchmarks/search_speed.py --device cpu --methods darts --steps 5 --warmup 1
 
 Both paths run inside nasbench-eval with the same model, method and synthetic data; only the
-execution settings differ (fastpath.py):
+execution settings differ (execution.py):
 
 * plain: a CPU ``torch.utils.data.DataLoader`` with per-image transforms, fp32, NCHW, no cuDNN
   autotuning, one module call per candidate of every edge (what the public DARTS code does);
@@ -40,8 +40,8 @@ from pathlib import Path
 import torch
 
 from nasbench_eval.config import RunConfig
-from nasbench_eval.fastpath import StepRunner, reference_execution
-from nasbench_eval.runner import build_search, resolve_device
+from nasbench_eval.execution import StepRunner, reference_execution, resolve_device
+from nasbench_eval.runner import build_search
 
 METHODS = ["darts", "darts-2nd", "sdarts-rs", "sdarts-adv", "maxw", "msr"]
 SETTINGS = {

@@ -2,19 +2,23 @@
 
 The defaults are the DARTS / RobustDARTS / SDARTS search setting (shared/reference), so a run
 that only names method, space and dataset reproduces the papers' protocol.
+
+Plain data: this module imports no method, oracle or space. Settings left open (``None``,
+``oracle="auto"``) are filled once, by the orchestration layer
+(:func:`nasbench_eval.resolve.resolve_config`), before the run id is taken.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
+
+from .rundir import fingerprint
 
 # Defaults a method may override (``config_defaults`` on its class), e.g. MSR's batch 128.
 GLOBAL_DEFAULTS: dict[str, Any] = {"batch_size": 64, "train_portion": 0.5}
 
 # Fields that say where or how a run executes, not what it computes; excluded from the run id.
-# The fast-path settings (fastpath.py) are here too: they change speed, not results.
+# The execution settings (execution.py) are here too: they change speed, not results.
 _EXECUTION_FIELDS = {"out", "device", "progress", "data_root", "memory_format", "precision",
                      "data_loader", "compile", "cuda_graphs", "fused_edges"}
 
@@ -47,8 +51,9 @@ class RunConfig:
     # dominant Hessian eigenvalue of L_val w.r.t. alpha every k epochs (0 = off)
     hessian_every: int = 0
     hessian_iters: int = 20
-    # anytime scoring of the derived architecture; "auto": the first available of
-    # oracles.AUTO_ORDER (the NAS-Bench-101 table on 1Shot1 spaces when its cache exists)
+    # anytime scoring of the derived architecture; "auto" (resolve.resolve_config): the first
+    # available of oracles.AUTO_ORDER (the NAS-Bench-101 table on 1Shot1 spaces when its
+    # cache exists)
     oracle: str = "auto"
     oracle_options: dict[str, Any] = field(default_factory=dict)
     bn_recalibration_batches: int = 20
@@ -57,12 +62,12 @@ class RunConfig:
     # cap steps per epoch (tests, quick looks); None = the whole search split
     max_steps_per_epoch: int | None = None
     dataset_options: dict[str, Any] = field(default_factory=dict)
-    # execution (see fastpath.py): layout, autocast, CPU DataLoader or on-device batches
+    # execution (see execution.py): layout, autocast, CPU DataLoader or on-device batches
     memory_format: str = "auto"
     precision: str = "auto"
     data_loader: str = "device"
     compile: bool = False
-    cuda_graphs: bool = False  # capture the step as a CUDA graph (fastpath.StepRunner)
+    cuda_graphs: bool = False  # capture the step as a CUDA graph (execution.StepRunner)
     fused_edges: str = "auto"  # run DARTS cells source-fused (spaces/fused_cell.py)
     device: str = "auto"
     out: str = "results"
@@ -89,19 +94,6 @@ class RunConfig:
         if self.hessian_every < 0:
             raise ValueError(f"hessian_every must be >= 0, got {self.hessian_every}")
 
-    def resolved(self) -> RunConfig:
-        """Fill the settings left open (None) from the method's defaults, then the global ones."""
-        from .methods import method_class
-
-        defaults = {**GLOBAL_DEFAULTS, **getattr(method_class(self.method), "config_defaults", {})}
-        out = replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
-        if out.oracle == "auto":  # resolved before the run id, so a resume keeps its oracle
-            from .oracles import resolve_auto_oracle
-            from .spaces import load_space
-
-            out = replace(out, oracle=resolve_auto_oracle(load_space(out.space), out))
-        return out
-
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["alpha_betas"] = list(self.alpha_betas)
@@ -118,7 +110,7 @@ class RunConfig:
     def fingerprint(self) -> str:
         """Hash of everything that changes what the run computes."""
         d = {k: v for k, v in self.to_dict().items() if k not in _EXECUTION_FIELDS}
-        return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:8]
+        return fingerprint(d)
 
     def run_id(self) -> str:
         """Deterministic: the same settings always name the same run directory."""

@@ -14,13 +14,15 @@ import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 import torch.utils.data
 from torch import Tensor
 
-from .errors import DataUnavailableError, unknown
+from .errors import DataUnavailableError
+from .registry import Registry
 
 FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 
@@ -196,20 +198,34 @@ def _svhn(root: Path, **_: object) -> Dataset:
                    torch.from_numpy(te.labels).long(), 10, mean, std, Augment(4, True))
 
 
-DATASETS: dict[str, tuple[Callable[..., Dataset], str]] = {
-    "digits": (_digits, "scikit-learn digits, 1x8x8, 1,437 train / 360 test; offline, the default"),
-    "fashion-mnist": (_fashion_mnist, "Fashion-MNIST 1x28x28, 60k/10k; Debian package or download"),
-    "cifar10": (_cifar("CIFAR10", "cifar10", 10), "CIFAR-10 3x32x32, 50k/10k; downloaded"),
-    "cifar100": (_cifar("CIFAR100", "cifar100", 100), "CIFAR-100 3x32x32, 50k/10k; downloaded"),
-    "svhn": (_svhn, "SVHN 3x32x32, 73k/26k; downloaded"),
-    "synthetic": (_synthetic, "random class-shifted tensors (tests, benchmarks); sizes configurable"),
-}
+class DatasetEntry(NamedTuple):
+    """A registered dataset: ``load(root, **options) -> Dataset`` and a one-line description
+    (``nasbench-eval list datasets``). Unpacks as ``(load, description)``."""
+
+    load: Callable[..., Dataset]
+    description: str
+
+
+DATASETS: Registry[DatasetEntry] = Registry("dataset")
+"""Name -> :class:`DatasetEntry`. A plugin (``$NASBENCH_EVAL_PLUGINS``) adds one with
+``DATASETS.add(name, DatasetEntry(load, description))``; an unknown name suggests the nearest."""
+for _name, _load, _description in (
+    ("digits", _digits, "scikit-learn digits, 1x8x8, 1,437 train / 360 test; offline, the default"),
+    ("fashion-mnist", _fashion_mnist, "Fashion-MNIST 1x28x28, 60k/10k; Debian package or download"),
+    ("cifar10", _cifar("CIFAR10", "cifar10", 10), "CIFAR-10 3x32x32, 50k/10k; downloaded"),
+    ("cifar100", _cifar("CIFAR100", "cifar100", 100), "CIFAR-100 3x32x32, 50k/10k; downloaded"),
+    ("svhn", _svhn, "SVHN 3x32x32, 73k/26k; downloaded"),
+    ("synthetic", _synthetic,
+     "random class-shifted tensors (tests, benchmarks); sizes configurable"),
+):
+    DATASETS.add(_name, DatasetEntry(_load, _description))
+del _name, _load, _description
 
 
 def load_dataset(name: str, root: str | Path | None = None, **options: object) -> Dataset:
-    if name not in DATASETS:
-        raise unknown("dataset", name, DATASETS)
-    return DATASETS[name][0](Path(root) if root else default_data_root(), **options)
+    """The dataset ``name`` (see :data:`DATASETS`) read from ``root`` (default:
+    :func:`default_data_root`)."""
+    return DATASETS.get(name).load(Path(root) if root else default_data_root(), **options)
 
 
 # --------------------------------------------------------------------------- batches

@@ -5,16 +5,12 @@
 atomically) and ``summary.json`` (status: running / finished / diverged / interrupted).
 An interrupted run resumes from its last finished epoch with the same results as an
 uninterrupted one, because every epoch's randomness is derived from (seed, epoch) alone.
+The format and the lifecycle (resume, per-epoch files, status) are :mod:`.rundir`'s; this
+module builds a search from its resolved config and drives its epochs.
 """
 from __future__ import annotations
 
-import csv
-import datetime as _dt
 import json
-import math
-import os
-import platform
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -22,70 +18,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from .config import RunConfig
 from .data import BatchStream, Dataset, TorchLoaderStream, load_dataset
-from .fastpath import Execution, StepRunner, prepare_model, resolve_execution
-from .errors import NasbenchEvalError, RunDirError
+from .errors import NasbenchEvalError
+from .execution import Execution, StepRunner, prepare_model, resolve_device, resolve_execution
 from .methods import Method, create_method
 from .oracles import Oracle, OracleContext, create_oracle
 from .oracles.oneshot import accuracy
+from .resolve import resolve_config
+from .rundir import (CONFIG_FILE, FINISHED, GENOTYPES_FILE, RUNNING, SUMMARY_FILE, RunRecorder,
+                     derived_seed, environment, is_done, is_finite, read_json, refuse_existing,
+                     write_json)
+# re-exported for train.py (the evaluation stage) until it imports them from rundir/execution
+from .rundir import atomic_write, read_summary  # noqa: F401
 from .spaces import SearchSpace, load_space
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
-
-_STREAM_IDS = {"init": 0, "train": 1, "val": 2, "torch": 3}
-
-
-def derived_seed(seed: int, epoch: int, stream: str) -> int:
-    """Independent, reproducible seed for one stream of randomness in one epoch."""
-    ss = np.random.SeedSequence([seed, epoch + 1, _STREAM_IDS[stream]])
-    return int(ss.generate_state(1, dtype=np.uint64)[0] % (2**63 - 1))
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise NasbenchEvalError(f"unknown device '{name}'; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise NasbenchEvalError(f"device '{name}' requested but CUDA is not available here")
-    return device
-
-
-def _git_commit() -> str | None:
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
-                                text=True, timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=here, capture_output=True, text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return (commit + ("-dirty" if dirty else "")) if commit else None
-
-
-def environment(device: torch.device) -> dict[str, Any]:
-    from . import __version__
-
-    return {
-        "nasbench_eval": __version__,
-        "git_commit": _git_commit(),
-        "torch": torch.__version__,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "host": platform.node(),
-        "device": str(device),
-        "device_name": (torch.cuda.get_device_name(device) if device.type == "cuda"
-                        else platform.processor() or "cpu"),
-        "threads": torch.get_num_threads(),
-        "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-    }
 
 
 @dataclass
@@ -117,16 +68,15 @@ class Search:
 
 def build_search(cfg: RunConfig) -> Search:
     """Validate names first (fail before any work), then build data, model and method."""
-    cfg = cfg.resolved()
+    cfg = resolve_config(cfg)
     method = create_method(cfg.method)
     space = method.adapt_space(load_space(cfg.space))
     oracle = create_oracle(cfg.oracle)
-    available = getattr(type(oracle), "available", None)
-    if available is not None and not available(space, cfg):
-        reason = getattr(type(oracle), "unavailable_reason", None)
+    if not oracle.available(space, cfg):
+        reason = oracle.unavailable_reason(space, cfg)
         raise NasbenchEvalError(
             f"oracle '{cfg.oracle}' cannot score space '{space.name}' (family {space.family})"
-            + (f": {reason(space, cfg)}" if reason else "") + "; --oracle oneshot works everywhere")
+            + (f": {reason}" if reason else "") + "; --oracle oneshot works everywhere")
     device = resolve_device(cfg.device)
     ex = resolve_execution(cfg.memory_format, cfg.precision, cfg.data_loader, cfg.compile, device,
                            cfg.cuda_graphs, cfg.fused_edges)
@@ -152,47 +102,26 @@ def build_search(cfg: RunConfig) -> Search:
     search = Search(cfg, device, space, data, train, val, val_eval, test, supernet, method,
                     oracle, ex)
     method.setup(supernet, space, cfg, search.steps_per_epoch)
-    if hasattr(method, "set_execution"):
-        method.set_execution(ex, device)
+    method.set_execution(ex, device)
     method.bind_data({"train": train, "val": val, "val_eval": val_eval})
     return search
 
 
-# ----------------------------------------------------------------------------- files
-
-def atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _write_metrics(run_dir: Path, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    cols: list[str] = []
-    for r in rows:
-        cols += [k for k in r if k not in cols]
-    tmp = run_dir / "metrics.csv.tmp"
-    with tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, run_dir / "metrics.csv")
-
-
-def _write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
-    atomic_write(run_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-
-
-def read_summary(run_dir: str | Path) -> dict[str, Any] | None:
-    p = Path(run_dir) / "summary.json"
-    return json.loads(p.read_text()) if p.exists() else None
-
-
 # ----------------------------------------------------------------------------- loop
 
-def _finite(x: float) -> bool:
-    return not (math.isnan(x) or math.isinf(x))
+def _summarize(genotypes: list[dict[str, Any]]) -> Callable[[list[dict[str, Any]]], dict[str, Any]]:
+    """The headline numbers of ``summary.json`` (after status, epochs_done, wall_time_s)."""
+
+    def summarize(history: list[dict[str, Any]]) -> dict[str, Any]:
+        last = history[-1] if history else {}
+        errors = [r["anytime_test_error"] for r in history]
+        return dict(final_genotype=genotypes[-1]["genotype"] if genotypes else None,
+                    final_test_error=last.get("anytime_test_error"),
+                    best_test_error=min(errors) if errors else None,
+                    final_val_acc=last.get("val_acc"),
+                    final_param_free_fraction=last.get("param_free_normal"))
+
+    return summarize
 
 
 def run(cfg: RunConfig | None = None, *, resume: bool = False,
@@ -206,56 +135,36 @@ def run(cfg: RunConfig | None = None, *, resume: bool = False,
         cfg = RunConfig(**overrides)
     elif overrides:
         cfg = RunConfig.from_dict({**cfg.to_dict(), **overrides})
-    cfg = cfg.resolved()
+    cfg = resolve_config(cfg)
     run_dir = Path(cfg.out) / cfg.run_id()
-    ckpt_path = run_dir / "checkpoint.pt"
-    previous = read_summary(run_dir)
-    if previous and not resume:
-        raise RunDirError(
-            f"{run_dir} already holds a run (status: {previous.get('status')}); pass --resume "
-            f"(resume=True) to continue it, or delete the directory to start over")
-    if previous and previous.get("status") in ("finished", "diverged"):
+    previous = refuse_existing(run_dir / SUMMARY_FILE, resume)
+    if is_done(previous):
         return run_dir  # nothing left to do: a finished run is never repeated
 
     search = build_search(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
-    history: list[dict[str, Any]] = []
     genotypes: list[dict[str, Any]] = []
-    start_epoch, wall = 0, 0.0
-    if resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=search.device, weights_only=False)
-        search.supernet.load_state_dict(state["supernet"])
-        search.method.load_state_dict(state["method"])
-        history, genotypes = state["history"], state["genotypes"]
-        start_epoch, wall = state["epoch"], state["wall_time_s"]
-    env = environment(search.device)
-    config_doc = {"run_id": cfg.run_id(), "config": cfg.to_dict(), "environment": env,
-                  "space_spec": search.space.path,
-                  "weights": sum(p.numel() for p in search.supernet.parameters()),
-                  "steps_per_epoch": search.steps_per_epoch,
-                  "execution": search.execution.to_dict()}
-    if start_epoch == 0:
-        atomic_write(run_dir / "config.json", json.dumps(config_doc, indent=2) + "\n")
-    else:  # keep the original record, note the resumption
-        doc = json.loads((run_dir / "config.json").read_text())
-        doc.setdefault("resumed", []).append({"at_epoch": start_epoch, "environment": env})
-        atomic_write(run_dir / "config.json", json.dumps(doc, indent=2) + "\n")
-
     summary: dict[str, Any] = {"run_id": cfg.run_id(), "method": cfg.method,
                                "space": search.space.name, "dataset": cfg.dataset,
                                "seed": cfg.seed, "epochs": cfg.epochs, "oracle": cfg.oracle}
-
-    def finish(status: str, **extra: Any) -> None:
-        last = history[-1] if history else {}
-        errors = [r["anytime_test_error"] for r in history]
-        summary.update(
-            status=status, epochs_done=len(history), wall_time_s=round(wall, 3),
-            final_genotype=genotypes[-1]["genotype"] if genotypes else None,
-            final_test_error=last.get("anytime_test_error"),
-            best_test_error=min(errors) if errors else None,
-            final_val_acc=last.get("val_acc"),
-            final_param_free_fraction=last.get("param_free_normal"), **extra)
-        _write_summary(run_dir, summary)
+    rec = RunRecorder.for_search(run_dir, summary, _summarize(genotypes))
+    state = rec.restore(search.device) if resume else None
+    if state is not None:
+        search.supernet.load_state_dict(state["supernet"])
+        search.method.load_state_dict(state["method"])
+        genotypes += state["genotypes"]
+    env = environment(search.device)
+    if rec.start_epoch == 0:
+        write_json(run_dir / CONFIG_FILE, {
+            "run_id": cfg.run_id(), "config": cfg.to_dict(), "environment": env,
+            "space_spec": search.space.path,
+            "weights": sum(p.numel() for p in search.supernet.parameters()),
+            "steps_per_epoch": search.steps_per_epoch,
+            "execution": search.execution.to_dict()})
+    else:  # keep the original record, note the resumption
+        doc = read_json(run_dir / CONFIG_FILE)
+        doc.setdefault("resumed", []).append({"at_epoch": rec.start_epoch, "environment": env})
+        write_json(run_dir / CONFIG_FILE, doc)
 
     steps = search.steps_per_epoch
     if cfg.progress:
@@ -263,62 +172,56 @@ def run(cfg: RunConfig | None = None, *, resume: bool = False,
               f"'{cfg.oracle}', {steps} steps/epoch, device {search.device}", file=sys.stderr)
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=cfg.epochs * steps, initial=start_epoch * steps,
+    bar = tqdm(total=cfg.epochs * steps, initial=rec.start_epoch * steps,
                disable=not (cfg.progress and sys.stderr.isatty()),
                desc=cfg.run_id(), unit="step", dynamic_ncols=True, leave=False)
-    finish("running")
+    rec.finish(RUNNING)
     try:
-        for epoch in range(start_epoch, cfg.epochs):
-            t0 = time.perf_counter()
-            row = _search_epoch(search, epoch, bar)
-            bad = {k: v for k, v in row.items() if k.endswith("_loss") and not _finite(v)}
-            if bad:
-                wall += time.perf_counter() - t0
-                finish("diverged", diverged_at_epoch=epoch,
-                       error=f"non-finite loss in epoch {epoch}: "
-                             + ", ".join(f"{k}={v}" for k, v in bad.items()))
-                return run_dir
-            stop_reason = row.pop("stop_reason", None)  # a method may end the search early
-            genotype = search.method.derive()
-            score = search.oracle.score(genotype, search.oracle_context())
-            wall += time.perf_counter() - t0
-            row.update(anytime_test_error=score["test_error"], **genotype.metrics(),
-                       wall_time_s=round(wall, 3))
-            row.update({f"oracle_{k}": v for k, v in score.items() if k != "test_error"})
-            history.append(row)
-            genotypes.append({"epoch": epoch, "genotype": genotype.to_dict()})
-            torch.save({"epoch": epoch + 1, "supernet": search.supernet.state_dict(),
-                        "method": search.method.state_dict(), "history": history,
-                        "genotypes": genotypes, "wall_time_s": wall},
-                       run_dir / "checkpoint.pt.tmp")
-            os.replace(run_dir / "checkpoint.pt.tmp", ckpt_path)
-            _write_metrics(run_dir, history)
-            atomic_write(run_dir / "genotypes.jsonl",
-                          "".join(json.dumps(g) + "\n" for g in genotypes))
-            finish("running")
-            bar.set_postfix(epoch=epoch, val_acc=f"{row['val_acc']:.3f}",
-                            test_err=f"{row['anytime_test_error']:.3f}")
-            if cfg.progress:
-                bar.write(f"epoch {epoch + 1}/{cfg.epochs}  train_acc {row['train_acc']:.3f}  "
-                          f"val_acc {row['val_acc']:.3f}  anytime_test_err "
-                          f"{row['anytime_test_error']:.3f}  param_free "
-                          f"{row.get('param_free_normal', float('nan')):.2f}"
-                          f"  ({row['epoch_time_s']:.1f}s)")
-            if on_epoch_end is not None:
-                on_epoch_end(epoch, row)
-            if stop_reason:
-                finish("finished", stopped_early_at_epoch=epoch, stop_reason=str(stop_reason))
-                return run_dir
-    except KeyboardInterrupt:
-        finish("interrupted")
-        raise
-    except Exception as exc:  # recorded so a sweep or a reader sees it; --resume retries
-        finish("failed", error=f"{type(exc).__name__}: {exc}")
-        raise
+        with rec.guard():
+            for epoch in range(rec.start_epoch, cfg.epochs):
+                row, stop_reason = _run_epoch(search, rec, genotypes, epoch, bar)
+                if row is None:  # diverged, and recorded as such
+                    return run_dir
+                if cfg.progress:
+                    bar.write(f"epoch {epoch + 1}/{cfg.epochs}  train_acc {row['train_acc']:.3f}  "
+                              f"val_acc {row['val_acc']:.3f}  anytime_test_err "
+                              f"{row['anytime_test_error']:.3f}  param_free "
+                              f"{row.get('param_free_normal', float('nan')):.2f}"
+                              f"  ({row['epoch_time_s']:.1f}s)")
+                if on_epoch_end is not None:
+                    on_epoch_end(epoch, row)
+                if stop_reason:
+                    rec.finish(FINISHED, stopped_early_at_epoch=epoch,
+                               stop_reason=str(stop_reason))
+                    return run_dir
     finally:
         bar.close()
-    finish("finished")
+    rec.finish(FINISHED)
     return run_dir
+
+
+def _run_epoch(search: Search, rec: RunRecorder, genotypes: list[dict[str, Any]], epoch: int,
+               bar) -> tuple[dict[str, Any] | None, Any]:
+    """One epoch: search, derive, score, record. Returns the epoch's metrics row (None when
+    the search diverged) and a method's early-stop reason."""
+    t0 = time.perf_counter()
+    row = _search_epoch(search, epoch, bar)
+    if rec.diverged(row, epoch, elapsed=time.perf_counter() - t0):
+        return None, None
+    stop_reason = row.pop("stop_reason", None)  # a method may end the search early
+    genotype = search.method.derive()
+    score = search.oracle.score(genotype, search.oracle_context())
+    rec.wall += time.perf_counter() - t0
+    row.update(anytime_test_error=score["test_error"], **genotype.metrics(),
+               wall_time_s=round(rec.wall, 3))
+    row.update({f"oracle_{k}": v for k, v in score.items() if k != "test_error"})
+    genotypes.append({"epoch": epoch, "genotype": genotype.to_dict()})
+    rec.record_epoch(row, {"supernet": search.supernet.state_dict(),
+                           "method": search.method.state_dict(), "genotypes": genotypes},
+                     files={GENOTYPES_FILE: "".join(json.dumps(g) + "\n" for g in genotypes)})
+    bar.set_postfix(epoch=epoch, val_acc=f"{row['val_acc']:.3f}",
+                    test_err=f"{row['anytime_test_error']:.3f}")
+    return row, stop_reason
 
 
 def _search_epoch(search: Search, epoch: int, bar) -> dict[str, Any]:
@@ -330,8 +233,7 @@ def _search_epoch(search: Search, epoch: int, bar) -> dict[str, Any]:
     search.supernet.train()
     if search.stepper is None:
         search.stepper = StepRunner(method, capture=search.execution.cuda_graphs)
-        if hasattr(method, "make_capturable"):
-            method.make_capturable(search.stepper.capture)
+        method.make_capturable(search.stepper.capture)
     search.stepper.begin_epoch()
     sums: dict[str, torch.Tensor] = {}
     batches = zip(search.train.epoch(g_train), search.val.epoch(g_val))
@@ -347,7 +249,7 @@ def _search_epoch(search: Search, epoch: int, bar) -> dict[str, Any]:
     row.update(train_loss=host.pop("train_loss") / n, train_acc=host.pop("train_correct") / n)
     row.update({k: v / n for k, v in host.items()})  # further per-example sums of the method
     row.update(method.end_epoch(epoch))
-    if _finite(row["train_loss"]):
+    if is_finite(row["train_loss"]):
         row["val_loss"], row["val_acc"] = accuracy(search.supernet, method.mixing_weights(),
                                                    search.val_eval)
     row["epoch_time_s"] = round(time.perf_counter() - t0, 3)

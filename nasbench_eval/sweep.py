@@ -266,6 +266,7 @@ def validate(spec: SweepSpec) -> list[Cell]:
     from .errors import unknown
     from .methods import method_class
     from .oracles import create_oracle
+    from .resolve import resolve_config
     from .spaces import load_space
 
     problems: list[str] = []
@@ -330,8 +331,9 @@ def validate(spec: SweepSpec) -> list[Cell]:
                                                            spec.datasets, spec.seeds)):
         opts = {k: v for k, v in spec.options.items() if k in getattr(classes[m], "options", {})}
         try:
-            cfg = RunConfig(method=m, space=s, dataset=d, seed=seed, method_options=opts,
-                            out=spec.out, progress=False, **spec.settings).resolved()
+            cfg = resolve_config(RunConfig(method=m, space=s, dataset=d, seed=seed,
+                                           method_options=opts, out=spec.out, progress=False,
+                                           **spec.settings))
         except (ValueError, TypeError) as exc:  # pragma: no cover - caught per setting above
             raise SweepError(f"invalid sweep grid: {exc}") from None
         cells.append(Cell(i, cfg))

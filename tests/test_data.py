@@ -5,7 +5,7 @@ import torch
 
 from nasbench_eval import data as data_mod
 from nasbench_eval.data import Augment, BatchStream, load_dataset
-from nasbench_eval.errors import DataUnavailableError
+from nasbench_eval.errors import DataUnavailableError, UnknownNameError
 
 
 def test_digits_is_the_offline_default_with_a_held_out_test_split():
@@ -49,6 +49,27 @@ def test_crop_and_flip_on_device_match_torchvision_semantics():
             seen_flip |= any(torch.equal(w.flip(2), out[i]) and not torch.equal(w, out[i]) for w in windows)
             seen_shift |= not torch.equal(out[i], x[i]) and not torch.equal(out[i], x[i].flip(2))
     assert seen_flip and seen_shift
+
+
+def test_datasets_are_a_registry_that_suggests_the_near_name():
+    assert {"digits", "cifar10", "synthetic"} <= set(data_mod.DATASETS)
+    load, description = data_mod.DATASETS.get("digits")
+    assert load is data_mod._digits and "offline" in description
+    with pytest.raises(UnknownNameError, match="did you mean 'cifar10'"):
+        load_dataset("cifar-10")
+
+
+def test_a_dataset_added_to_the_registry_loads_by_name(tmp_path, monkeypatch):
+    monkeypatch.setattr(data_mod.DATASETS, "_entries", dict(data_mod.DATASETS._entries))
+    seen = {}
+
+    def tiny(root, **options):
+        seen.update(root=root, **options)
+        return data_mod._synthetic(root, n_train=32, n_test=8, shape=(1, 4, 4))
+
+    data_mod.DATASETS.add("tiny", data_mod.DatasetEntry(tiny, "a test dataset"))
+    ds = load_dataset("tiny", root=tmp_path, flavour="x")
+    assert seen == {"root": tmp_path, "flavour": "x"} and ds.train_x.shape[1:] == (1, 4, 4)
 
 
 def test_offline_download_names_the_expected_path(tmp_path, monkeypatch):

@@ -15,6 +15,7 @@ from nasbench_eval import run
 from nasbench_eval.config import RunConfig
 from nasbench_eval.errors import NasbenchEvalError
 from nasbench_eval.methods import create_method
+from nasbench_eval.resolve import resolve_config
 from nasbench_eval.spaces import DartsSupernet, SearchSpace, load_space
 from nasbench_eval.spaces.genotype import discrete_weights
 from nasbench_eval.spectral import (
@@ -47,8 +48,9 @@ def msr_method(space="darts", layers=3, channels=4, seed=0, **options):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the dropped-ops warning is tested on its own
         sp = m.adapt_space(load_space(space) if isinstance(space, str) else space)
-    cfg = RunConfig(method="msr", space="darts", layers=layers, channels=channels, epochs=2,
-                    seed=seed, method_options=options).resolved()
+    cfg = resolve_config(RunConfig(method="msr", space="darts", layers=layers,
+                                   channels=channels, epochs=2, seed=seed,
+                                   method_options=options))
     torch.manual_seed(seed)
     net = DartsSupernet(sp, channels=channels, layers=layers, num_classes=10, in_channels=1)
     m.setup(net, sp, cfg, steps_per_epoch=2)
@@ -461,9 +463,9 @@ def test_end_to_end_run_finishes(tmp_path):
 
 
 def test_method_defaults_apply_when_unset():
-    cfg = RunConfig(method="msr").resolved()
+    cfg = resolve_config(RunConfig(method="msr"))
     assert cfg.batch_size == 128 and cfg.train_portion == 0.8
-    assert RunConfig(method="msr", batch_size=16).resolved().batch_size == 16
+    assert resolve_config(RunConfig(method="msr", batch_size=16)).batch_size == 16
 
 
 @pytest.mark.filterwarnings("ignore:msr.*dropping")

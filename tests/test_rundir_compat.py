@@ -17,6 +17,7 @@ import pytest
 
 from nasbench_eval import run
 from nasbench_eval.config import RunConfig
+from nasbench_eval.resolve import resolve_config
 
 FIXTURES = Path(__file__).parent / "fixtures" / "rundirs-3e5e372"
 TINY = dict(space="s3", dataset="digits", epochs=2, layers=3, channels=4, batch_size=16,
@@ -38,7 +39,7 @@ def old_results(tmp_path: Path) -> Path:
 
 def test_old_run_ids_are_still_the_run_ids(old_results):
     for method in ("darts", "sdarts-rs"):
-        cfg = RunConfig(method=method, out=str(old_results), **TINY).resolved()
+        cfg = resolve_config(RunConfig(method=method, out=str(old_results), **TINY))
         assert (old_results / cfg.run_id()).is_dir(), cfg.run_id()
 
 

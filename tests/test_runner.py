@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -8,11 +10,11 @@ import pytest
 import torch
 
 from nasbench_eval import run
+from nasbench_eval.config import RunConfig
 from nasbench_eval.errors import RunDirError
 from nasbench_eval.methods.darts import Darts
+from nasbench_eval.resolve import resolve_config
 from helpers import read_metrics
-
-
 
 
 def test_run_writes_the_run_directory(tiny_cfg):
@@ -139,3 +141,24 @@ def test_an_exception_is_recorded_as_failed_and_resume_retries(tiny_cfg, monkeyp
     run(replace(tiny_cfg, epochs=3), resume=True)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["epochs_done"] == 3
+
+
+def test_config_resolution_happens_once_outside_the_config(tmp_path):
+    """RunConfig is plain data (no method/oracle/space import); resolve_config fills the open
+    settings from the method's defaults, the global ones and the oracle auto rule."""
+    open_cfg = RunConfig(method="msr", space="s3")
+    assert (open_cfg.batch_size, open_cfg.train_portion, open_cfg.oracle) == (None, None, "auto")
+    cfg = resolve_config(open_cfg)
+    assert (cfg.batch_size, cfg.train_portion, cfg.oracle) == (128, 0.8, "oneshot")
+    assert resolve_config(cfg) == cfg
+    assert resolve_config(RunConfig(method="darts", batch_size=8)).batch_size == 8
+    assert resolve_config(RunConfig(method="darts")).train_portion == 0.5
+
+    pkg = Path(__file__).parents[1] / "nasbench_eval"
+    code = ("import sys, types; p = types.ModuleType('nasbench_eval'); "
+            f"p.__path__ = [{str(pkg)!r}]; sys.modules['nasbench_eval'] = p; "
+            "import nasbench_eval.config; "
+            "print(sorted(m for m in sys.modules if m.startswith('nasbench_eval.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['nasbench_eval.config', 'nasbench_eval.errors', " \
+                                 "'nasbench_eval.rundir']"

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from nasbench_eval import sweep as sweep_mod
 from nasbench_eval.config import RunConfig
+from nasbench_eval.resolve import resolve_config
 from nasbench_eval.sweep import LocalExecutor, SweepError, load_sweep_file, parse_seeds, run_sweep
 from nasbench_eval.sweep_commands import sweep as sweep_cmd
 from helpers import read_metrics as metrics
@@ -29,8 +30,8 @@ GRID = dict(methods="darts,sdarts-rs", spaces="s2,s3", datasets="digits", seeds=
 
 
 def expected_run_ids(methods, spaces, seeds, epochs, out, **settings) -> list[str]:
-    return [RunConfig(method=m, space=s, dataset="digits", seed=seed, epochs=epochs, out=str(out),
-                      **{**TINY, **settings}).resolved().run_id()
+    return [resolve_config(RunConfig(method=m, space=s, dataset="digits", seed=seed, epochs=epochs,
+                                     out=str(out), **{**TINY, **settings})).run_id()
             for m in methods for s in spaces for seed in seeds]
 
 
@@ -263,10 +264,10 @@ def test_sweep_file_with_cli_overrides_and_dry_run(tmp_path):
     assert len(lines) == 8 and "sdarts-adv-s3-digits-seed7-" in res.output
     assert not out.exists()  # a dry run creates nothing
     # the option goes to the method that has it only: darts keeps the run id it has without it
-    darts_id = RunConfig(method="darts", space="s2", seed=0, epochs=2, layers=3, channels=4
-                         ).resolved().run_id()
-    adv_plain = RunConfig(method="sdarts-adv", space="s2", seed=0, epochs=2, layers=3, channels=4
-                          ).resolved().run_id()
+    darts_id = resolve_config(RunConfig(method="darts", space="s2", seed=0, epochs=2, layers=3,
+                                        channels=4)).run_id()
+    adv_plain = resolve_config(RunConfig(method="sdarts-adv", space="s2", seed=0, epochs=2,
+                                         layers=3, channels=4)).run_id()
     assert darts_id in res.output and adv_plain not in res.output
 
     for text, message in (('methods = ["darts"]\nspaces = ["s2"]\nepoch = 3\n',

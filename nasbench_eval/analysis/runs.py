@@ -7,7 +7,6 @@ the plots turn them into percentages.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -23,9 +22,10 @@ import pandas as pd
 
 from ..config import _EXECUTION_FIELDS
 from ..errors import NasbenchEvalError
+from ..rundir import DONE, FAILED, INTERRUPTED, RUNNING, fingerprint
 
-STATUSES = ("finished", "diverged", "running", "interrupted", "failed")
-UNFINISHED = ("running", "interrupted", "failed")
+UNFINISHED = (RUNNING, INTERRUPTED, FAILED)
+STATUSES = (*DONE, *UNFINISHED)
 REQUIRED_SUMMARY_FIELDS = ("run_id", "method", "space", "dataset", "seed", "status")
 RUN_COLUMNS = ["run_id", "method", "space", "dataset", "seed", "status", "epochs", "epochs_done",
                "final_test_error", "best_test_error", "final_val_acc",
@@ -119,7 +119,7 @@ def _number(value: Any, path: Path, name: str) -> float:
 def setting_hash(config: dict[str, Any]) -> str:
     """Hash of a run's config without its seed and execution fields (8 hex digits)."""
     d = {k: v for k, v in config.items() if k not in _NOT_SETTING}
-    return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return fingerprint(d)
 
 
 def read_run(run_dir: str | Path) -> dict[str, Any]:

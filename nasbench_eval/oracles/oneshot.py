@@ -36,6 +36,15 @@ def accuracy(model: nn.Module, weights: dict, stream) -> tuple[float, float]:
 class OneShotOracle:
     name: ClassVar[str] = "oneshot"
 
+    # the runner asks every oracle (no probing); the Oracle base is to declare these defaults
+    @classmethod
+    def available(cls, space: Any, cfg: Any) -> bool:
+        return True
+
+    @classmethod
+    def unavailable_reason(cls, space: Any, cfg: Any) -> str:
+        return ""
+
     def score(self, genotype: Genotype, ctx: OracleContext) -> dict[str, Any]:
         model = copy.deepcopy(ctx.supernet)
         if hasattr(model, "drop_path_prob"):  # the discrete net is scored without drop-path

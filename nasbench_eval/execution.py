@@ -1,4 +1,10 @@
-"""How a search executes on its device: memory layout, precision, kernel choice, compilation.
+"""How a search executes on its device: memory layout, precision, kernel choice, compilation,
+CUDA-graph capture of the step (:class:`StepRunner`).
+
+The run's device (:func:`resolve_device`) and :class:`Execution` (from
+:func:`resolve_execution`) are resolved once, by the runner; the execution object is the one
+thing that travels to the supernet (:func:`prepare_model`), the method
+(``Method.set_execution``) and the data streams.
 
 These settings change how fast a search runs, not what it computes (up to floating-point
 rounding), so they are execution fields of :class:`~nasbench_eval.config.RunConfig`: they do
@@ -25,12 +31,15 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from .errors import NasbenchEvalError
+
+if TYPE_CHECKING:
+    from .methods import Method
 
 MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -38,9 +47,23 @@ DATA_LOADERS = ("device", "torch")
 FUSED_EDGES = ("auto", "on", "off")
 
 
+def resolve_device(name: str) -> torch.device:
+    """``auto`` (CUDA when there is one, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise NasbenchEvalError(f"unknown device '{name}'; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise NasbenchEvalError(f"device '{name}' requested but CUDA is not available here")
+    return device
+
+
 @dataclass(frozen=True)
 class Execution:
-    """The effective execution settings of one run on one device."""
+    """The effective execution settings of one run on one device: the one object that says
+    how (not what) a run computes; recorded as ``execution`` in ``config.json``."""
 
     memory_format: str
     precision: str
@@ -128,19 +151,20 @@ class StepRunner:
     (on a side stream, as CUDA graph capture requires; they also create optimizer state),
     the next one is captured and replayed, the rest replay.
 
-    Methods opt in with ``capturable = True`` (their step has no host-side state that changes
-    per step); the others run the same buffers eagerly. A capture that raises stops the run
-    with an error naming the cause (status ``failed``; ``--resume`` without ``--cuda-graphs``
-    continues it eagerly): falling back inside a broken capture could leave the CUDA stream
-    and generator state corrupt. Inputs are copied into the buffers, outputs cloned out of
-    the graph's, so callers see ordinary tensors. Not yet run on a GPU in this project's CI
-    or sessions: benchmarks/search_speed.py --trajectory is the check that it computes what
-    the eager step computes.
+    Methods opt in with ``capturable = True`` (the base declares ``False``): their step has
+    no host-side state that changes per step; the others run the same buffers eagerly. A
+    capture that raises stops the run with an error naming the cause (status ``failed``;
+    ``--resume`` without ``--cuda-graphs`` continues it eagerly): falling back inside a
+    broken capture could leave the CUDA stream and generator state corrupt. Inputs are
+    copied into the buffers, outputs cloned out of the graph's, so callers see ordinary
+    tensors. Not yet run on a GPU in this project's CI or sessions:
+    benchmarks/search_speed.py --trajectory is the check that it computes what the eager
+    step computes.
     """
 
-    def __init__(self, method: Any, capture: bool = False, warmup: int = 3):
+    def __init__(self, method: Method, capture: bool = False, warmup: int = 3):
         self.method = method
-        self.capture = bool(capture) and bool(getattr(method, "capturable", False))
+        self.capture = bool(capture) and bool(method.capturable)
         self.warmup = warmup
         self.buffers: list[torch.Tensor] | None = None
         self.graph: Any = None

@@ -1,6 +1,6 @@
-"""The fast path's pieces on the CPU: no host syncs inside a step, layout and precision
-paths that compute what the plain path computes, and a CPU DataLoader path whose batches
-have the statistics of the on-device pipeline."""
+"""The execution settings (execution.py) on the CPU: no host syncs inside a step, layout and
+precision paths that compute what the plain path computes, and a CPU DataLoader path whose
+batches have the statistics of the on-device pipeline."""
 from __future__ import annotations
 
 import contextlib
@@ -15,7 +15,7 @@ from nasbench_eval import run
 from nasbench_eval.config import RunConfig
 from nasbench_eval.data import Augment, BatchStream, TorchLoaderStream
 from nasbench_eval.errors import NasbenchEvalError
-from nasbench_eval.fastpath import reference_execution, resolve_execution
+from nasbench_eval.execution import reference_execution, resolve_execution
 from nasbench_eval.runner import build_search
 
 # every method whose step the runner drives (random-ws included: its step trains w)
@@ -223,7 +223,7 @@ def test_run_with_the_torch_loader_records_its_execution(tiny_cfg):
 def test_static_buffer_step_equals_the_direct_step():
     """StepRunner (the CUDA-graph wrapper, here without capture) copies each batch into the
     same persistent buffers and computes exactly what method.step computes."""
-    from nasbench_eval.fastpath import StepRunner
+    from nasbench_eval.execution import StepRunner
 
     a, b = _search("sdarts-rs", "s3"), _search("sdarts-rs", "s3")
     runner = StepRunner(b.method, capture=False)
@@ -247,7 +247,7 @@ def test_static_buffer_step_equals_the_direct_step():
 
 
 def test_capture_only_for_capturable_methods_and_only_on_cuda():
-    from nasbench_eval.fastpath import StepRunner
+    from nasbench_eval.execution import StepRunner
 
     assert StepRunner(_search("darts").method, capture=True).capture
     assert not StepRunner(_search("random-ws").method, capture=True).capture
