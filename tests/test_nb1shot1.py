@@ -24,7 +24,7 @@ from nasbench_eval.nb101.graph import (LABELS, GraphError, ModelSpec, hash_class
 from nasbench_eval.oracles import OracleContext
 from nasbench_eval.oracles.train import TrainOracle
 from nasbench_eval.spaces import load_space
-from nasbench_eval.spaces.nb101_cell import (Nb101Genotype, count_cells,
+from nasbench_eval.spaces.nb101.space import (Nb101Genotype, count_cells,
                                              parent_configurations)
 
 SPACES = ("nb1shot1-1", "nb1shot1-2", "nb1shot1-3")
@@ -363,7 +363,7 @@ def test_genotype_checks():
     d["parents"][3] = [0]  # block 4 needs 2 parents
     with pytest.raises(NasbenchEvalError, match="block 4 needs 2"):
         sp3.genotype_from_dict(d)
-    from nasbench_eval.spaces.genotype import derive_genotype
+    from nasbench_eval.spaces.darts.genotype import derive_genotype
     s3 = load_space("s3")
     darts_g = derive_genotype(s3, {k: torch.rand(*v) for k, v in s3.arch_shapes().items()})
     with pytest.raises(NasbenchEvalError, match="cannot use a genotype"):
@@ -420,7 +420,7 @@ def test_train_oracle_trains_once_per_hash(tmp_path):
 
 
 def test_train_oracle_refuses_darts_genotypes(tmp_path):
-    from nasbench_eval.spaces.genotype import derive_genotype
+    from nasbench_eval.spaces.darts.genotype import derive_genotype
 
     ctx = _ctx(tmp_path, space="s3")
     g = derive_genotype(ctx.space, {k: torch.rand(*v) for k, v in ctx.space.arch_shapes().items()})

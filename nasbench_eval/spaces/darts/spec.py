@@ -20,7 +20,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from ..errors import SpecError, unknown
+from ...errors import SpecError, unknown
 from .ops import OPS
 
 CELL_TYPES = ("normal", "reduce")
@@ -30,7 +30,7 @@ _CELL_KEYS = {"ops", "edge_ops"}
 
 def spec_dir() -> Path:
     """Where the bundled specs are: inside the wheel, or ``spaces/`` of a source checkout."""
-    here = Path(__file__).resolve().parent.parent
+    here = Path(__file__).resolve().parent.parent.parent
     bundled = here / "_spec_files"
     if bundled.is_dir():
         return bundled
@@ -149,7 +149,7 @@ class SearchSpace:
 
     # ------------------------------------------------------------- family interface
     def build_supernet(self, channels: int, layers: int, num_classes: int, in_channels: int):
-        from .darts_cell import DartsSupernet
+        from .supernet import DartsSupernet
 
         return DartsSupernet(self, channels, layers, num_classes, in_channels)
 
@@ -242,7 +242,7 @@ def _load_families() -> None:
     import importlib
     import pkgutil
 
-    from .. import spaces as pkg
+    from ... import spaces as pkg
 
     for mod in pkgutil.iter_modules(pkg.__path__):
         importlib.import_module(f"{pkg.__name__}.{mod.name}")

@@ -39,8 +39,8 @@ from .data import BatchStream, Dataset, load_dataset
 from .errors import NasbenchEvalError, RunDirError
 from .runner import atomic_write, derived_seed, environment, read_summary, resolve_device
 from .schedules import cosine
-from .spaces.genotype import Genotype
-from .spaces.ops import FactorizedReduce, Identity, ReLUConvBN, build_op, op_spec
+from .spaces.darts.genotype import Genotype
+from .spaces.darts.ops import FactorizedReduce, Identity, ReLUConvBN, build_op, op_spec
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
 

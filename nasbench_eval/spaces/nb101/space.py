@@ -31,10 +31,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..errors import NasbenchEvalError, SpecError
-from ..nb101.graph import (CONV1X1, INPUT, LABELS, MAX_EDGES, MAX_VERTICES, MAXPOOL3X3,
+from ...errors import NasbenchEvalError, SpecError
+from ...nb101.graph import (CONV1X1, INPUT, LABELS, MAX_EDGES, MAX_VERTICES, MAXPOOL3X3,
                            OUTPUT, ModelSpec, hash_classes)
-from .spec import register_family
+from ..darts.spec import register_family
 
 FAMILY = "nb101-cell"
 DUMMY_OP = CONV1X1

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..errors import unknown
+from ...errors import unknown
 
 
 class ReLUConvBN(nn.Module):
