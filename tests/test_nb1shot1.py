@@ -393,7 +393,9 @@ def _ctx(tmp_path, space="nb1shot1-3"):
     stream = lambda **kw: BatchStream(x, y, 8, (0.5,), (0.25,), torch.device("cpu"), **kw)  # noqa: E731
     cfg = RunConfig(space=space, dataset="digits", out=str(tmp_path), batch_size=8,
                     train_portion=0.5, max_steps_per_epoch=2)
-    return OracleContext(torch.nn.Linear(2, 3), load_space(space), cfg, torch.device("cpu"),
+    supernet = torch.nn.Module()
+    supernet.classifier = torch.nn.Linear(2, 3)  # the seam's classifier: 3 classes
+    return OracleContext(supernet, load_space(space), cfg, torch.device("cpu"),
                          stream(), stream(shuffle=False, drop_last=False))
 
 
@@ -444,7 +446,7 @@ def test_sdarts_adv_on_space3_with_train_oracle(tmp_path):
     assert len(rows) == 2
     for r in rows:
         assert len(r["nb101_hash"]) == 32 and 0.0 <= float(r["anytime_test_error"]) <= 1.0
-        assert r["oracle_train_epochs"] == str(TrainOracle.options["train_epochs"])
+        assert r["oracle_train_epochs"] == str(TrainOracle.options["train_epochs"].default)
     sp = load_space("nb1shot1-3")
     g = sp.genotype_from_dict(summary["final_genotype"])
     assert g.hash() == rows[-1]["nb101_hash"]

@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
 
+from ..base import GenotypeError
 from .ops import OPS
 from .spec import CELL_TYPES, SearchSpace
 
 Pair = tuple[str, int]
+FIELDS = ("normal", "normal_concat", "reduce", "reduce_concat")
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,7 @@ class Genotype:
     reduce: tuple[Pair, ...]
     normal_concat: tuple[int, ...]
     reduce_concat: tuple[int, ...]
+    family: ClassVar[str] = "darts-cell"
 
     def cell(self, cell: str) -> tuple[Pair, ...]:
         return getattr(self, cell)
@@ -33,7 +37,8 @@ class Genotype:
         return sum(not OPS[op].parametric for op in ops) / len(ops)
 
     def metrics(self) -> dict[str, float]:
-        """Per-epoch numbers the runner records for this genotype."""
+        """Per-epoch numbers the runner records for this genotype: the parameter-free share
+        of each cell (the contract of :class:`nasbench_eval.spaces.base.Genotype`)."""
         return {"param_free_normal": self.param_free_fraction("normal"),
                 "param_free_reduce": self.param_free_fraction("reduce")}
 
@@ -46,13 +51,28 @@ class Genotype:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> Genotype:
-        return cls(
-            normal=tuple((str(op), int(i)) for op, i in d["normal"]),
-            reduce=tuple((str(op), int(i)) for op, i in d["reduce"]),
-            normal_concat=tuple(d["normal_concat"]),
-            reduce_concat=tuple(d["reduce_concat"]),
-        )
+    def from_dict(cls, d: dict[str, Any]) -> Genotype:
+        """Read :meth:`to_dict`'s form; a missing or malformed field is named in the error."""
+        missing = [k for k in FIELDS if k not in d]
+        if missing:
+            raise GenotypeError(
+                f"DARTS genotype: missing field{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(repr(k) for k in missing)} (it needs {', '.join(FIELDS)}); got "
+                f"fields {', '.join(sorted(map(str, d))) or '(none)'}")
+        pairs = {}
+        for cell in ("normal", "reduce"):
+            try:
+                pairs[cell] = tuple((str(op), int(i)) for op, i in d[cell])
+            except (TypeError, ValueError):
+                raise GenotypeError(f"DARTS genotype: field '{cell}' must be a list of "
+                                    f"[op, input state] pairs, got {d[cell]!r}") from None
+        try:
+            concat = {c: tuple(d[f"{c}_concat"]) for c in ("normal", "reduce")}
+        except TypeError:
+            raise GenotypeError("DARTS genotype: normal_concat / reduce_concat must be lists "
+                                "of state indices") from None
+        return cls(normal=pairs["normal"], reduce=pairs["reduce"],
+                   normal_concat=concat["normal"], reduce_concat=concat["reduce"])
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())

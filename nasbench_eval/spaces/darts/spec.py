@@ -1,44 +1,22 @@
-"""Parse and validate the declarative search-space specs in ``spaces/*.toml``.
+"""The ``darts-cell`` spec: a DARTS-style cell space (``nodes`` and the candidate ops of every
+edge), parsed and validated into a :class:`SearchSpace`.
 
-A spec is data, so a user adds a space by adding a file (or passing a path). Every problem
-is reported with the file, the field and what would be valid, because a typo in a spec is
-the most common way a search silently explores the wrong space.
+Spec files are found and dispatched to their family by :mod:`..registry`; every problem is
+reported with the file, the field and what would be valid.
 """
 from __future__ import annotations
 
 import math
-import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from itertools import combinations
-from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-from ...errors import SpecError, unknown
+from ...errors import SpecError
 from .ops import OPS
 
 CELL_TYPES = ("normal", "reduce")
 _TOP_KEYS = {"name", "family", "description", "source", "nodes", "ops", "normal", "reduce"}
 _CELL_KEYS = {"ops", "edge_ops"}
-
-
-def spec_dir() -> Path:
-    """Where the bundled specs are: inside the wheel, or ``spaces/`` of a source checkout."""
-    here = Path(__file__).resolve().parent.parent.parent
-    bundled = here / "_spec_files"
-    if bundled.is_dir():
-        return bundled
-    return here.parent / "spaces"
-
-
-def builtin_spaces() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(spec_dir().glob("*.toml"))}
 
 
 def edges_of(nodes: int) -> list[tuple[int, int]]:
@@ -209,46 +187,6 @@ def _op_list(raw: Any, file: str, field_: str) -> tuple[str, ...]:
     return tuple(raw)
 
 
-SpaceParser = Callable[[dict[str, Any], str], Any]
-FAMILIES: dict[str, SpaceParser] = {}
-"""Space family name -> parser of its spec documents. A family's space object provides
-``name``, ``family``, ``path``, ``description``, ``arch_shapes()``, ``build_supernet(...)``,
-``derive(weights)``, ``discrete_weights(genotype, device)``, ``genotype_from_dict(d)`` and
-``describe()``; the runner, methods and CLI use only these."""
-
-
-def register_family(name: str) -> Callable[[SpaceParser], SpaceParser]:
-    def deco(parser: SpaceParser) -> SpaceParser:
-        FAMILIES[name] = parser
-        return parser
-    return deco
-
-
-def parse_spec(data: dict[str, Any], file: str) -> Any:
-    """Validate a parsed TOML document and build the space object of its family."""
-    _load_families()
-    _require("family" in data, file, "family", "missing (required)")
-    family = data["family"]
-    _require(family in FAMILIES, file, "family",
-             f"unknown family {family!r}; valid families: {', '.join(sorted(FAMILIES))}")
-    _require("name" in data, file, "name", "missing (required)")
-    _require(isinstance(data["name"], str) and data["name"].strip() != "", file, "name",
-             "must be a non-empty string")
-    return FAMILIES[family](data, file)
-
-
-def _load_families() -> None:
-    """Import the modules that register space families (each registers on import)."""
-    import importlib
-    import pkgutil
-
-    from ... import spaces as pkg
-
-    for mod in pkgutil.iter_modules(pkg.__path__):
-        importlib.import_module(f"{pkg.__name__}.{mod.name}")
-
-
-@register_family("darts-cell")
 def parse_darts_cell(data: dict[str, Any], file: str) -> SearchSpace:
     """A DARTS-style cell space: ``nodes`` and the candidate ops of every edge."""
     extra = set(data) - _TOP_KEYS
@@ -292,31 +230,3 @@ def parse_darts_cell(data: dict[str, Any], file: str) -> SearchSpace:
     return SearchSpace(name=name, family=family, nodes=nodes, edge_ops=edge_ops,
                        description=data.get("description", ""), source=data.get("source", ""),
                        path=file)
-
-
-def load_spec_file(path: str | Path) -> SearchSpace:
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise SpecError(str(path), "<file>", f"cannot read: {exc.strerror or exc}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError(str(path), "<toml>", f"not valid TOML: {exc}") from None
-    return parse_spec(data, str(path))
-
-
-@lru_cache(maxsize=None)
-def _load_builtin(name: str) -> SearchSpace:
-    return load_spec_file(builtin_spaces()[name])
-
-
-def load_space(name_or_path: str | Path) -> SearchSpace:
-    """A bundled space by name (``s3``) or any spec file by path."""
-    key = str(name_or_path)
-    if key in builtin_spaces():
-        return _load_builtin(key)
-    if key.endswith(".toml") or Path(key).is_file():
-        return load_spec_file(key)
-    raise unknown("space", key, builtin_spaces())
