@@ -14,6 +14,7 @@ from nasbench_eval.errors import NasbenchEvalError
 from nasbench_eval.evaluation import EvalConfig, evaluate, genotype_from_json, read_evaluation
 from nasbench_eval.oracles import resolve_auto_oracle
 from nasbench_eval.oracles.train import TrainOracle
+from nasbench_eval import registry as plugin_registry
 from nasbench_eval.registry import PLUGINS_ENV
 from nasbench_eval.spaces import FAMILIES, SpaceFamily, family_of, get_family, load_space
 from nasbench_eval.spaces.base import GENERIC_EVALUATION, GenotypeError
@@ -24,13 +25,18 @@ CHAIN = Path(__file__).parent / "fixtures" / "families" / "chain"
 
 @pytest.fixture
 def chain_family(monkeypatch):
+    """The plugin family, registered for this test only (later tests see the shipped ones)."""
+    monkeypatch.delenv(PLUGINS_ENV, raising=False)
+    FAMILIES.names()  # the shipped families, imported before the registry is copied
+    monkeypatch.setattr(FAMILIES, "_entries", dict(FAMILIES._entries))
+    monkeypatch.setattr(plugin_registry, "_loaded_plugins", set(plugin_registry._loaded_plugins))
     monkeypatch.setenv(PLUGINS_ENV, str(CHAIN))
     assert "chain-cell" in FAMILIES  # loaded from the plugin folder on lookup
     return get_family("chain-cell")
 
 
 def test_builtin_families_are_registered_with_the_declared_interface():
-    assert {"darts-cell", "nb101-cell"} <= set(FAMILIES.names())
+    assert FAMILIES.names() == ["darts-cell", "nb101-cell"]
     for name in ("darts-cell", "nb101-cell"):
         assert isinstance(get_family(name), SpaceFamily)
     assert family_of(load_space("s3")).name == "darts-cell"
@@ -113,3 +119,7 @@ def test_nb101_supernet_seam():
         net.set_drop_path(0.1)
     with pytest.raises(SupernetSeamError, match="edge forward"):
         net.set_edge_forward(lambda edge, x, w: edge.default(x, w))
+
+
+def test_the_plugin_family_is_gone_after_its_test():
+    assert "chain-cell" not in FAMILIES
