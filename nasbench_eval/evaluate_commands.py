@@ -1,4 +1,4 @@
-"""``nasbench-eval evaluate``: a thin click layer over :func:`nasbench_eval.train.evaluate`.
+"""``nasbench-eval evaluate``: a thin click layer over :func:`nasbench_eval.evaluation.evaluate`.
 
 A standalone command (``main.add_command(evaluate)`` wires it into the CLI group); it also
 runs alone as ``python -m nasbench_eval.evaluate_commands``.
@@ -57,7 +57,7 @@ def evaluate(run_dir: str | None, genotype_json: str | None, space: str | None, 
     nasbench-eval evaluate --genotype darts_v2.json --dataset cifar10 --device cuda
     nasbench-eval evaluate RUN_DIR --resume                       # after an interruption
     """
-    from .train import evaluate as run_evaluation, read_evaluation
+    from .evaluation import evaluate as run_evaluation, read_evaluation
 
     if (run_dir is None) == (genotype_json is None):
         raise click.UsageError("give either RUN_DIR or --genotype JSON (exactly one)")

@@ -24,7 +24,7 @@ from nasbench_eval.methods.base import GradientMethod, method_description
 from nasbench_eval.methods.darts_es import DartsES, EigenvalueStopRule, full_hessian
 from nasbench_eval.methods.rdarts import GRID_DP, GRID_L2, grid_table, select_grid_point
 from nasbench_eval.spaces import DartsSupernet, load_space
-from nasbench_eval.spaces.darts_cell import MixedEdge, SearchCell
+from nasbench_eval.spaces.darts.supernet import MixedEdge, SearchCell
 from nasbench_eval.spaces.ops import OPS
 
 NAMES = ["darts-es", "rdarts-l2", "rdarts-dp", "random-ws"]

@@ -11,11 +11,12 @@ from torch import nn
 import nasbench_eval
 from nasbench_eval.errors import NasbenchEvalError, RunDirError
 from nasbench_eval.evaluate_commands import evaluate as evaluate_cmd
-from nasbench_eval.spaces.genotype import Genotype
-from nasbench_eval.spaces.ops import FactorizedReduce, Identity
-from nasbench_eval.train import (AuxiliaryHead, DiscreteCell, DiscreteNetwork, EvalConfig,
-                                 count_macs, count_parameters, drop_path, evaluate,
-                                 family_of, genotype_from_json, read_evaluation)
+from nasbench_eval.spaces.darts.genotype import Genotype
+from nasbench_eval.spaces.darts.ops import FactorizedReduce, Identity
+from nasbench_eval.evaluation import (EvalConfig, count_macs, count_parameters, evaluate,
+                                      family_of, genotype_from_json, read_evaluation)
+from nasbench_eval.spaces.darts.network import (AuxiliaryHead, DiscreteCell, DiscreteNetwork,
+                                                drop_path)
 
 # DARTS (Liu et al. 2019) "DARTS_V2", as published in quark0/darts cnn/genotypes.py
 DARTS_V2 = {

@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nasbench_eval.spaces import dwconv
-from nasbench_eval.spaces.dwconv import depthwise_conv2d
+from nasbench_eval.spaces.darts import dwconv
+from nasbench_eval.spaces.darts.dwconv import depthwise_conv2d
 from nasbench_eval.spaces.spec import load_space
 from nasbench_eval.spectral import spectral_normalize_conv
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import torch
 
 from nasbench_eval.spaces import derive_genotype, discrete_weights, load_space
-from nasbench_eval.spaces.genotype import Genotype
+from nasbench_eval.spaces.darts.genotype import Genotype
 
 
 def test_derivation_rule_on_hand_made_alphas():

@@ -24,7 +24,7 @@ from nasbench_eval.nb101.graph import (LABELS, GraphError, ModelSpec, hash_class
 from nasbench_eval.oracles import OracleContext
 from nasbench_eval.oracles.train import TrainOracle
 from nasbench_eval.spaces import load_space
-from nasbench_eval.spaces.nb101_cell import (Nb101Genotype, count_cells,
+from nasbench_eval.spaces.nb101.space import (Nb101Genotype, count_cells,
                                              parent_configurations)
 
 SPACES = ("nb1shot1-1", "nb1shot1-2", "nb1shot1-3")
@@ -363,7 +363,7 @@ def test_genotype_checks():
     d["parents"][3] = [0]  # block 4 needs 2 parents
     with pytest.raises(NasbenchEvalError, match="block 4 needs 2"):
         sp3.genotype_from_dict(d)
-    from nasbench_eval.spaces.genotype import derive_genotype
+    from nasbench_eval.spaces.darts.genotype import derive_genotype
     s3 = load_space("s3")
     darts_g = derive_genotype(s3, {k: torch.rand(*v) for k, v in s3.arch_shapes().items()})
     with pytest.raises(NasbenchEvalError, match="cannot use a genotype"):
@@ -393,7 +393,9 @@ def _ctx(tmp_path, space="nb1shot1-3"):
     stream = lambda **kw: BatchStream(x, y, 8, (0.5,), (0.25,), torch.device("cpu"), **kw)  # noqa: E731
     cfg = RunConfig(space=space, dataset="digits", out=str(tmp_path), batch_size=8,
                     train_portion=0.5, max_steps_per_epoch=2)
-    return OracleContext(torch.nn.Linear(2, 3), load_space(space), cfg, torch.device("cpu"),
+    supernet = torch.nn.Module()
+    supernet.classifier = torch.nn.Linear(2, 3)  # the seam's classifier: 3 classes
+    return OracleContext(supernet, load_space(space), cfg, torch.device("cpu"),
                          stream(), stream(shuffle=False, drop_last=False))
 
 
@@ -420,7 +422,7 @@ def test_train_oracle_trains_once_per_hash(tmp_path):
 
 
 def test_train_oracle_refuses_darts_genotypes(tmp_path):
-    from nasbench_eval.spaces.genotype import derive_genotype
+    from nasbench_eval.spaces.darts.genotype import derive_genotype
 
     ctx = _ctx(tmp_path, space="s3")
     g = derive_genotype(ctx.space, {k: torch.rand(*v) for k, v in ctx.space.arch_shapes().items()})
@@ -444,7 +446,7 @@ def test_sdarts_adv_on_space3_with_train_oracle(tmp_path):
     assert len(rows) == 2
     for r in rows:
         assert len(r["nb101_hash"]) == 32 and 0.0 <= float(r["anytime_test_error"]) <= 1.0
-        assert r["oracle_train_epochs"] == str(TrainOracle.options["train_epochs"])
+        assert r["oracle_train_epochs"] == str(TrainOracle.options["train_epochs"].default)
     sp = load_space("nb1shot1-3")
     g = sp.genotype_from_dict(summary["final_genotype"])
     assert g.hash() == rows[-1]["nb101_hash"]

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from nasbench_eval.errors import SpecError, UnknownNameError
-from nasbench_eval.spaces.spec import builtin_spaces, load_space, load_spec_file, spec_dir
+from nasbench_eval.spaces.registry import builtin_spaces, load_space, load_spec_file, spec_dir
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from nasbench_eval.spaces import DartsSupernet, load_space
-from nasbench_eval.spaces.darts_cell import MixedEdge
-from nasbench_eval.spaces.ops import FactorizedReduce, Noise, build_op
+from nasbench_eval.spaces.darts.supernet import MixedEdge
+from nasbench_eval.spaces.darts.ops import FactorizedReduce, Noise, build_op
 
 
 def uniform_weights(space, requires_grad=False):

@@ -1,22 +1,29 @@
 """Anytime scoring of a discrete architecture, behind one small interface.
 
-The runner asks an oracle for the test error of the current genotype once per epoch. The
-NAS-Bench-101 table lookup and training from scratch plug in here later; the runner does not
-know which one it talks to.
+The runner asks an oracle for the test error of the current genotype once per epoch; it does
+not know which one it talks to. Shipped: ``oneshot`` (the supernet's own weights, BN
+re-estimated; every family), ``nasbench101`` (the NAS-Bench-101 table) and ``train`` (train
+the NAS-Bench-101 cell briefly), the last two for families whose genotypes map to
+NAS-Bench-101 cells (:attr:`~nasbench_eval.spaces.base.SpaceFamily.maps_to_nasbench101`).
+
+An oracle is one module: subclass :class:`Oracle`, set ``name`` (and ``options``), implement
+:meth:`Oracle.score` and decorate with :func:`register_oracle`. Plugin files named in
+``$NASBENCH_EVAL_PLUGINS`` register the same way.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from ..config import RunConfig
 from ..data import BatchStream
-from ..errors import unknown
-from ..spaces.genotype import Genotype
-from ..spaces.spec import SearchSpace
+from ..options import Option, resolve_options
+from ..registry import Registry
+from ..spaces.base import Genotype, Space
 
 
 @dataclass
@@ -24,58 +31,70 @@ class OracleContext:
     """What an oracle may use: the live supernet and the data streams of the run."""
 
     supernet: nn.Module
-    space: SearchSpace
+    space: Space
     cfg: RunConfig
     device: torch.device
     search_train: BatchStream
     test: BatchStream
 
 
-class Oracle(Protocol):
+class Oracle:
+    """Scores a genotype. Every hook but :meth:`score` has a default."""
+
     name: ClassVar[str]
+    options: ClassVar[dict[str, Option]] = {}
+    """Typed option schema (``--oracle-option KEY=VALUE``), checked by :meth:`resolve`."""
+
+    @classmethod
+    def available(cls, space: Space, cfg: Any) -> bool:
+        """Whether this oracle can score ``space``'s genotypes under ``cfg`` (``--oracle
+        auto`` takes the first available one of :data:`AUTO_ORDER`; the runner refuses an
+        unavailable explicit choice with :meth:`unavailable_reason`). Default: everywhere."""
+        return True
+
+    @classmethod
+    def unavailable_reason(cls, space: Space, cfg: Any) -> str:
+        """Why :meth:`available` says no (completes "oracle X cannot score space Y: ...")."""
+        return "it does not apply to this space"
+
+    @classmethod
+    def resolve(cls, given: Mapping[str, Any]) -> dict[str, Any]:
+        """The oracle's options: defaults of :attr:`options` overridden by ``given``, parsed
+        and checked (an unknown key or bad value names the option)."""
+        return resolve_options(f"oracle '{cls.name}'", cls.options, given)
 
     def score(self, genotype: Genotype, ctx: OracleContext) -> dict[str, Any]:
         """Must return ``test_error`` (fraction in [0, 1]); may add other fields."""
+        raise NotImplementedError
 
 
-ORACLES: dict[str, type] = {}
+ORACLES: Registry[type[Oracle]] = Registry("oracle", "nasbench_eval.oracles")
+"""Oracle name -> class; filled by this package's modules and plugins."""
 
 AUTO_ORDER = ("nasbench101", "oneshot")
-"""Preference of ``--oracle auto``: the first registered oracle whose ``available(space, cfg)``
-says yes (an oracle without that classmethod applies everywhere)."""
+"""Preference of ``--oracle auto``: the first of these whose ``available(space, cfg)`` says
+yes."""
 
 
-def register_oracle(cls: type) -> type:
-    ORACLES[cls.name] = cls
-    return cls
+def register_oracle(cls: type[Oracle]) -> type[Oracle]:
+    """Class decorator: register an :class:`Oracle` subclass under its ``name``."""
+    if not (isinstance(cls, type) and issubclass(cls, Oracle)):
+        raise TypeError(f"register_oracle expects an Oracle subclass, got {cls!r}")
+    return ORACLES.register(cls)
 
 
-def load_oracles() -> dict[str, type]:
-    """Import every module of this package; each registers its oracles on import."""
-    import importlib
-    import pkgutil
-
-    from .. import oracles as pkg
-
-    for mod in pkgutil.iter_modules(pkg.__path__):
-        importlib.import_module(f"{pkg.__name__}.{mod.name}")
-    return ORACLES
+def load_oracles() -> dict[str, type[Oracle]]:
+    """Every registered oracle, by name (imports this package's modules and plugins)."""
+    return ORACLES.all()
 
 
-def resolve_auto_oracle(space: Any, cfg: RunConfig) -> str:
-    oracles = load_oracles()
+def resolve_auto_oracle(space: Space, cfg: RunConfig) -> str:
+    oracles = ORACLES.all()
     for name in AUTO_ORDER:
-        cls = oracles.get(name)
-        if cls is None:
-            continue
-        available = getattr(cls, "available", None)
-        if available is None or available(space, cfg):
+        if name in oracles and oracles[name].available(space, cfg):
             return name
     raise RuntimeError(f"no oracle of {AUTO_ORDER} is available")  # oneshot always is
 
 
 def create_oracle(name: str) -> Oracle:
-    load_oracles()
-    if name not in ORACLES:
-        raise unknown("oracle", name, ORACLES)
-    return ORACLES[name]()
+    return ORACLES.get(name)()

@@ -13,8 +13,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from ..spaces.genotype import Genotype
-from .base import OracleContext, register_oracle
+from ..spaces.base import Genotype
+from .base import Oracle, OracleContext, register_oracle
 
 
 @torch.no_grad()
@@ -33,7 +33,9 @@ def accuracy(model: nn.Module, weights: dict, stream) -> tuple[float, float]:
 
 
 @register_oracle
-class OneShotOracle:
+class OneShotOracle(Oracle):
+    """Applies to every family: the supernet with the family's ``discrete_weights``."""
+
     name: ClassVar[str] = "oneshot"
 
     # the runner asks every oracle (no probing); the Oracle base is to declare these defaults
@@ -47,7 +49,9 @@ class OneShotOracle:
 
     def score(self, genotype: Genotype, ctx: OracleContext) -> dict[str, Any]:
         model = copy.deepcopy(ctx.supernet)
-        if hasattr(model, "drop_path_prob"):  # the discrete net is scored without drop-path
+        # the discrete net is scored without drop-path (after the merge with the supernet
+        # seam: model.set_drop_path(0.0))
+        if hasattr(model, "drop_path_prob"):
             model.drop_path_prob = 0.0
         weights = ctx.space.discrete_weights(genotype, ctx.device)
         bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]

@@ -1,7 +1,8 @@
 """The ``train`` oracle: train the current NAS-Bench-101 cell from scratch, briefly.
 
-Where the NAS-Bench-101 table is not available, the anytime test error of an ``nb101-cell``
-search (NAS-Bench-1Shot1 spaces) can be measured by training the mapped cell: the pruned
+Where the NAS-Bench-101 table is not available, the anytime test error of a search over a
+family whose genotypes map to NAS-Bench-101 cells (NAS-Bench-1Shot1 spaces) can be measured
+by training the mapped cell: the pruned
 spec goes into ``nasbench_pytorch``'s ``Network`` (stem 3x3 conv-BN-ReLU, 3 stacks of cells
 with 2x2 max-pool and channel doubling between them, global pool, linear), which is trained on
 the run's search-train split and scored on its test split.
@@ -24,8 +25,8 @@ BatchNorm uses PyTorch's momentum 0.1: ``nasbench_pytorch``'s default 0.997 is T
 decay passed as PyTorch's momentum, which makes the running statistics those of the last
 batch.
 
-DARTS-cell genotypes are refused with a clear error (training them as an anytime oracle is a
-later addition; use ``oneshot``).
+Other families' genotypes are refused with a clear error (training a DARTS cell from
+scratch is ``nasbench-eval evaluate``; use ``oneshot`` as the anytime oracle).
 """
 from __future__ import annotations
 
@@ -43,70 +44,53 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import NasbenchEvalError
-from .base import OracleContext, register_oracle
+from ..options import Option
+from ..spaces.base import Genotype, Space
+from ..spaces.registry import family_of
+from .base import Oracle, OracleContext, register_oracle
 
 CACHE_FORMAT = "nasbench-eval train-oracle cache"
 CACHE_VERSION = 1
-NB101_FAMILY = "nb101-cell"
-
-
-def _num_classes(ctx: OracleContext) -> int:
-    """The classifier width of the run's supernet (its last Linear), else the labels seen."""
-    linears = [m for m in ctx.supernet.modules() if isinstance(m, nn.Linear)]
-    if linears:
-        return int(linears[-1].out_features)
-    return int(max(ctx.search_train.y.max().item(), ctx.test.y.max().item())) + 1
 
 
 @register_oracle
-class TrainOracle:
+class TrainOracle(Oracle):
     """Trains the mapped NAS-Bench-101 cell with nasbench_pytorch's Network (cached by hash)."""
 
     name: ClassVar[str] = "train"
-    options: ClassVar[dict[str, Any]] = {
-        "train_epochs": 4,
-        "channels": 16,
-        "cells_per_stack": 1,
-        "lr": 0.05,
-        "momentum": 0.9,
-        "weight_decay": 1e-4,
-        "grad_clip": 5.0,
-        "seed": 0,
-        "cache": None,  # path of the JSON cache; None: <out>/oracle-cache/train.json
+    options: ClassVar[dict[str, Option]] = {
+        "train_epochs": Option(4, int, "epochs of training per cell", minimum=1),
+        "channels": Option(16, int, "stem channels of the trained network", minimum=1),
+        "cells_per_stack": Option(1, int, "cells per stack (3 stacks)", minimum=1),
+        "lr": Option(0.05, float, "initial learning rate (cosine to 0)", positive=True),
+        "momentum": Option(0.9, float, "SGD momentum", minimum=0),
+        "weight_decay": Option(1e-4, float, "SGD weight decay", minimum=0),
+        "grad_clip": Option(5.0, float, "gradient-norm clip", positive=True),
+        "seed": Option(0, int, "seed of the weights and batch order (with the cell's hash)"),
+        "cache": Option(None, str, "JSON cache file; none: <out>/oracle-cache/train.json",
+                        none_ok=True),
     }
 
     def __init__(self, **options: Any) -> None:
-        bad = set(options) - set(self.options)
-        if bad:
-            raise NasbenchEvalError(f"oracle 'train' has no option(s) {', '.join(sorted(bad))}; "
-                                    f"valid options: {', '.join(sorted(self.options))}")
+        self.resolve(options)  # an unknown or bad option fails here, not at the first score
         self.overrides = dict(options)
         self.memory: dict[str, dict[str, Any]] = {}
         self.trainings = 0  # cells actually trained by this instance (the cache's misses)
 
     @classmethod
-    def available(cls, space: Any, cfg: Any) -> bool:
-        """Applies to NAS-Bench-101-cell spaces only."""
-        return getattr(space, "family", None) == NB101_FAMILY
+    def available(cls, space: Space, cfg: Any) -> bool:
+        """Applies to families whose genotypes map to NAS-Bench-101 cells."""
+        return family_of(space).maps_to_nasbench101
 
     @classmethod
-    def unavailable_reason(cls, space: Any, cfg: Any) -> str:
-        return ("it trains NAS-Bench-101 cells; training DARTS-cell genotypes from scratch is "
-                "`nasbench-eval evaluate`")
+    def unavailable_reason(cls, space: Space, cfg: Any) -> str:
+        return (f"it trains NAS-Bench-101 cells, and genotypes of family "
+                f"'{family_of(space).name}' do not map to them; training a genotype's own "
+                f"network from scratch is `nasbench-eval evaluate`")
 
     # ------------------------------------------------------------------ settings
     def resolved_options(self, cfg: Any) -> dict[str, Any]:
-        opts = {**self.options, **(getattr(cfg, "oracle_options", None) or {}), **self.overrides}
-        bad = set(opts) - set(self.options)
-        if bad:
-            raise NasbenchEvalError(f"oracle 'train' has no option(s) {', '.join(sorted(bad))}; "
-                                    f"valid options: {', '.join(sorted(self.options))}")
-        for key in ("train_epochs", "channels", "cells_per_stack"):
-            v = opts[key]
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise NasbenchEvalError(f"oracle 'train': {key} must be a positive integer, "
-                                        f"got {v!r}")
-        return opts
+        return self.resolve({**cfg.oracle_options, **self.overrides})
 
     def cache_path(self, cfg: Any, opts: dict[str, Any]) -> Path:
         if opts["cache"]:
@@ -152,15 +136,15 @@ class TrainOracle:
         os.replace(tmp, path)
 
     # ------------------------------------------------------------------ oracle
-    def score(self, genotype: Any, ctx: OracleContext) -> dict[str, Any]:
-        if not hasattr(genotype, "to_model_spec"):
-            family = getattr(ctx.space, "family", type(genotype).__name__)
+    def score(self, genotype: Genotype, ctx: OracleContext) -> dict[str, Any]:
+        family = family_of(ctx.space)
+        if not family.maps_to_nasbench101:
             raise NasbenchEvalError(
-                f"oracle 'train' trains NAS-Bench-101 cells (nb101-cell spaces such as "
-                f"nb1shot1-3); space '{getattr(ctx.space, 'name', '?')}' is of family "
-                f"'{family}', whose genotypes it cannot train yet: use --oracle oneshot")
+                f"oracle 'train' trains NAS-Bench-101 cells (spaces such as nb1shot1-3); space "
+                f"'{ctx.space.name}' is of family '{family.name}', whose genotypes do not map "
+                f"to them: use --oracle oneshot")
         opts = self.resolved_options(ctx.cfg)
-        spec = genotype.to_model_spec()
+        spec = family.nasbench101_spec(genotype)
         spec_hash = spec.hash()
         settings = self.settings(ctx.cfg, opts)
         key = f"{spec_hash}/{self.fingerprint(settings)}"
@@ -195,7 +179,8 @@ class TrainOracle:
                    if device.type == "cuda" else [])
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
-            net = Network((matrix, list(spec.ops)), num_labels=_num_classes(ctx),
+            net = Network((matrix, list(spec.ops)),
+                          num_labels=int(ctx.supernet.classifier.out_features),
                           in_channels=int(test.x.shape[1]), stem_out_channels=opts["channels"],
                           num_stacks=3, num_modules_per_stack=opts["cells_per_stack"],
                           momentum=0.1).to(device)

@@ -21,146 +21,22 @@ before the output so the raw cell has NAS-Bench-101's 7 vertices; pruning (NAS-B
 rule) removes it and the loose ends.
 """
 from __future__ import annotations
-
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import combinations, permutations, product
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from ..errors import NasbenchEvalError, SpecError
-from ..nb101.graph import (CONV1X1, INPUT, LABELS, MAX_EDGES, MAX_VERTICES, MAXPOOL3X3,
-                           OUTPUT, ModelSpec, hash_classes)
-from .spec import register_family
+from ...errors import NasbenchEvalError, SpecError
+from ...nb101.graph import LABELS, MAX_EDGES, MAX_VERTICES, hash_classes
+from .genotype import FAMILY, Nb101Genotype
 
-FAMILY = "nb101-cell"
-DUMMY_OP = CONV1X1
-PARAMETER_FREE = frozenset({MAXPOOL3X3})
 _TOP_KEYS = {"name", "family", "description", "source", "ops", "blocks", "output_parents",
              "dummy_node", "published_size"}
 _BLOCK_KEYS = {"parents", "fixed"}
-
-
-# ============================================================================ genotype
-
-@dataclass(frozen=True)
-class Nb101Genotype:
-    """A discrete cell of an ``nb101-cell`` space: what the derivation chose.
-
-    ``ops[i - 1]`` is the op (a NAS-Bench-101 label) of block i, ``parents[i - 1]`` its parent
-    nodes (sorted), ``output`` the output node's parents (sorted). Choices of blocks that do
-    not feed the output are kept (so ``discrete_weights`` reproduces the derivation exactly),
-    but they are not part of the NAS-Bench-101 cell (:meth:`to_model_spec`).
-    """
-
-    ops: tuple[str, ...]
-    parents: tuple[tuple[int, ...], ...]
-    output: tuple[int, ...]
-    dummy_node: bool = False
-    family: ClassVar[str] = FAMILY
-
-    def __post_init__(self) -> None:
-        n = len(self.ops)
-        if len(self.parents) != n:
-            raise NasbenchEvalError(f"nb101 genotype: {n} ops but {len(self.parents)} parent "
-                                    f"lists")
-        for i, ps in enumerate(self.parents, start=1):
-            if not ps or any(not 0 <= p < i for p in ps) or len(set(ps)) != len(ps):
-                raise NasbenchEvalError(f"nb101 genotype: block {i} has parents {list(ps)}; "
-                                        f"they must be distinct nodes among 0..{i - 1}")
-        if not self.output or any(not 0 <= p <= n for p in self.output) or \
-                len(set(self.output)) != len(self.output):
-            raise NasbenchEvalError(f"nb101 genotype: output parents {list(self.output)} must "
-                                    f"be distinct nodes among 0..{n}")
-        for i, op in enumerate(self.ops, start=1):
-            if op not in LABELS:
-                raise NasbenchEvalError(f"nb101 genotype: block {i} has op {op!r}; valid: "
-                                        f"{', '.join(LABELS)}")
-
-    @property
-    def blocks(self) -> int:
-        return len(self.ops)
-
-    def used_blocks(self) -> tuple[int, ...]:
-        """Blocks that are ancestors of the output (the walk back from the output)."""
-        seen: set[int] = set()
-        stack = [p for p in self.output if p > 0]
-        while stack:
-            b = stack.pop()
-            if b in seen:
-                continue
-            seen.add(b)
-            stack += [p for p in self.parents[b - 1] if p > 0]
-        return tuple(sorted(seen))
-
-    def unpruned_spec(self) -> ModelSpec:
-        """The cell as NAS-Bench-1Shot1 writes it before pruning: edges only between the
-        output's ancestors, every block's op, the dummy vertex (if any) before the output."""
-        n = self.blocks
-        v = n + 2 + int(self.dummy_node)
-        out = v - 1
-        m = [[0] * v for _ in range(v)]
-        for p in self.output:
-            m[p][out] = 1
-        for b in self.used_blocks():
-            for p in self.parents[b - 1]:
-                m[p][b] = 1
-        ops = [INPUT, *self.ops] + ([DUMMY_OP] if self.dummy_node else []) + [OUTPUT]
-        return ModelSpec(m, ops)
-
-    def to_model_spec(self) -> ModelSpec:
-        """The pruned NAS-Bench-101 spec (what the table is keyed by)."""
-        return self.unpruned_spec().pruned()
-
-    def hash(self) -> str:
-        return self.to_model_spec().hash()
-
-    def param_free_fraction(self) -> float:
-        """Share of the cell's used blocks (those feeding the output) that are maxpool3x3.
-
-        0.0 for a cell without any used block (the output fed by the input alone)."""
-        used = self.used_blocks()
-        if not used:
-            return 0.0
-        return sum(self.ops[b - 1] in PARAMETER_FREE for b in used) / len(used)
-
-    def metrics(self) -> dict[str, Any]:
-        """Per-epoch numbers the runner records: the NAS-Bench-101 hash of the cell, its
-        size after pruning and the parameter-free fraction (as ``param_free_normal``, the
-        column the DARTS-cell analysis reads)."""
-        spec = self.to_model_spec()
-        return {"nb101_hash": spec.hash(), "nb101_vertices": spec.num_vertices,
-                "nb101_edges": spec.num_edges, "param_free_normal": self.param_free_fraction()}
-
-    def to_dict(self) -> dict[str, Any]:
-        spec = self.to_model_spec()
-        return {"family": FAMILY, "ops": list(self.ops),
-                "parents": [list(p) for p in self.parents], "output": list(self.output),
-                "dummy_node": self.dummy_node,
-                # derived, for readers of genotypes.jsonl; from_dict ignores them
-                "nb101": {**spec.to_dict(), "hash": spec.hash()}}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Nb101Genotype:
-        try:
-            return cls(ops=tuple(str(o) for o in d["ops"]),
-                       parents=tuple(tuple(sorted(int(p) for p in ps)) for ps in d["parents"]),
-                       output=tuple(sorted(int(p) for p in d["output"])),
-                       dummy_node=bool(d.get("dummy_node", False)))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise NasbenchEvalError(f"not an nb101-cell genotype ({exc!r}): it needs 'ops', "
-                                    f"'parents' and 'output'; got keys {sorted(d)}") from None
-
-    def __str__(self) -> str:
-        short = {"conv3x3-bn-relu": "conv3x3", "conv1x1-bn-relu": "conv1x1",
-                 "maxpool3x3": "maxpool3x3"}
-        used = set(self.used_blocks())
-        parts = [f"{i}:{short[op]}<-{','.join(map(str, ps))}" + ("" if i in used else "(unused)")
-                 for i, (op, ps) in enumerate(zip(self.ops, self.parents), start=1)]
-        return f"[{' '.join(parts)}] out<-{','.join(map(str, self.output))} hash {self.hash()}"
 
 
 # ============================================================================ the space
@@ -210,6 +86,8 @@ class Nb101CellSpace:
 
     # ------------------------------------------------------------------ family interface
     def build_supernet(self, channels: int, layers: int, num_classes: int, in_channels: int):
+        from .supernet import Nb101OneShot
+
         return Nb101OneShot(self, channels, layers, num_classes, in_channels)
 
     def derive(self, weights: dict[str, Any]) -> Nb101Genotype:
@@ -426,134 +304,6 @@ def count_cells(space: Nb101CellSpace) -> dict[str, int]:
     return dict(_count_cells(_structure_key(space)))
 
 
-# ============================================================================ one-shot model
-
-class ConvBnRelu(nn.Module):
-    """conv kxk (stride 1, same padding) -> BN -> ReLU."""
-
-    def __init__(self, c_in: int, c_out: int, kernel: int, affine: bool = True):
-        super().__init__()
-        self.op = nn.Sequential(nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2, bias=False),
-                                nn.BatchNorm2d(c_out, affine=affine), nn.ReLU(inplace=False))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.op(x)
-
-
-def build_nb101_op(name: str, channels: int) -> nn.Module:
-    if name == MAXPOOL3X3:
-        return nn.MaxPool2d(3, stride=1, padding=1)
-    if name == "conv3x3-bn-relu":
-        return ConvBnRelu(channels, channels, 3, affine=False)
-    if name == "conv1x1-bn-relu":
-        return ConvBnRelu(channels, channels, 1, affine=False)
-    raise NasbenchEvalError(f"unknown NAS-Bench-101 op {name!r}; valid: {', '.join(LABELS)}")
-
-
-class ChoiceBlock(nn.Module):
-    """sum_k w[k] * op_k(x) over the space's ops (columns in the spec's order)."""
-
-    def __init__(self, ops: tuple[str, ...], channels: int):
-        super().__init__()
-        self.ops = nn.ModuleList(build_nb101_op(o, channels) for o in ops)
-
-    def forward(self, x: Tensor, w: Tensor) -> Tensor:
-        out = w[0] * self.ops[0](x)
-        for k in range(1, len(self.ops)):
-            out = out + w[k] * self.ops[k](x)
-        return out
-
-
-class OneShotCell(nn.Module):
-    """One NAS-Bench-1Shot1 search cell: ``c_in`` -> ``blocks * c`` channels.
-
-    Block i's input is the weighted sum over its candidate parents (node 0 stands for the
-    block's own 1x1 conv-BN-ReLU projection of the cell input; fixed parents are summed
-    unweighted); the block mixes the ops. The output is the concatenation of the blocks'
-    outputs, each scaled by its output weight, plus output weight 0 times a 1x1 projection
-    of the cell input to ``blocks * c`` channels.
-    """
-
-    def __init__(self, space: Nb101CellSpace, c_in: int, c: int):
-        super().__init__()
-        self.space = space
-        self.blocks = space.blocks
-        self.proj = nn.ModuleList(ConvBnRelu(c_in, c, 1, affine=False)
-                                  for _ in range(space.blocks))
-        self.out_proj = ConvBnRelu(c_in, c * space.blocks, 1, affine=False)
-        self.choice = nn.ModuleList(ChoiceBlock(space.ops, c) for _ in range(space.blocks))
-        self.out_channels = c * space.blocks
-
-    def forward(self, x: Tensor, weights: dict[str, Tensor]) -> Tensor:
-        states: list[Tensor] = []  # outputs of blocks 1..i-1
-        w_ops = weights["ops"]
-        for i in range(1, self.blocks + 1):
-            cand = self.space.candidates(i)
-            node = lambda j: self.proj[i - 1](x) if j == 0 else states[j - 1]  # noqa: E731
-            if self.space.fixed[i - 1] is not None:
-                h = node(cand[0])
-                for j in cand[1:]:
-                    h = h + node(j)
-            else:
-                w = weights[f"parents_{i}"][0]
-                h = w[0] * node(0)
-                for j in range(1, i):
-                    h = h + w[j] * node(j)
-            states.append(self.choice[i - 1](h, w_ops[i - 1]))
-        w_out = weights["output"][0]
-        cat = torch.cat([w_out[i] * s for i, s in enumerate(states, start=1)], dim=1)
-        return cat + w_out[0] * self.out_proj(x)
-
-
-class Nb101OneShot(nn.Module):
-    """The NAS-Bench-1Shot1 one-shot network.
-
-    Stem 3x3 conv-BN-ReLU to ``channels``; ``layers`` search cells in 3 stacks, a 2x2 max-pool
-    (stride 2) and channel doubling before cells ``layers // 3`` and ``2 * layers // 3``
-    (9 = the reference's 3 stacks of 3); head ReLU -> 1x1 conv -> BN, global average pool,
-    linear. ``forward(x, weights)`` takes the mixed architecture weights (one tensor per
-    :meth:`Nb101CellSpace.arch_shapes` key), shared by all cells.
-    """
-
-    def __init__(self, space: Nb101CellSpace, channels: int = 16, layers: int = 9,
-                 num_classes: int = 10, in_channels: int = 3):
-        super().__init__()
-        if layers < 3:
-            raise NasbenchEvalError(
-                f"space '{space.name}' builds 3 stacks of cells (max-pool between stacks), so "
-                f"layers (total cells) must be >= 3, got {layers}; the reference uses 9")
-        if channels < 1:
-            raise NasbenchEvalError(f"channels must be >= 1, got {channels}")
-        self.space = space
-        self.stem = ConvBnRelu(in_channels, channels, 3)
-        self.pool_before = {layers // 3, 2 * layers // 3}
-        self.cells = nn.ModuleList()
-        self.pools = nn.ModuleDict()
-        c, c_in = channels, channels
-        for i in range(layers):
-            if i in self.pool_before:
-                self.pools[str(i)] = nn.MaxPool2d(2, stride=2)
-                c *= 2
-            cell = OneShotCell(space, c_in, c)
-            self.cells.append(cell)
-            c_in = cell.out_channels
-        self.head = nn.Sequential(nn.ReLU(inplace=False), nn.Conv2d(c_in, c, 1, bias=False),
-                                  nn.BatchNorm2d(c))
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c, num_classes)
-
-    def arch_shapes(self) -> dict[str, tuple[int, int]]:
-        return self.space.arch_shapes()
-
-    def forward(self, x: Tensor, weights: dict[str, Tensor]) -> Tensor:
-        h = self.stem(x)
-        for i, cell in enumerate(self.cells):
-            if i in self.pool_before:
-                h = self.pools[str(i)](h)
-            h = cell(h, weights)
-        return self.classifier(self.pool(self.head(h)).flatten(1))
-
-
 # ============================================================================ parser
 
 def _req(cond: bool, file: str, field_: str, problem: str) -> None:
@@ -565,7 +315,6 @@ def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
-@register_family(FAMILY)
 def parse_nb101_cell(data: dict[str, Any], file: str) -> Nb101CellSpace:
     """A NAS-Bench-101-cell space: ``ops``, ``[[blocks]]`` (``parents``, optional ``fixed``),
     ``output_parents``, optional ``dummy_node`` and ``published_size``."""
@@ -641,6 +390,5 @@ def parse_nb101_cell(data: dict[str, Any], file: str) -> Nb101CellSpace:
                           source=data.get("source", ""), path=file)
 
 
-__all__ = ["Nb101CellSpace", "Nb101Genotype", "Nb101OneShot", "count_cells",
-           "parent_configurations", "parse_nb101_cell"]
+__all__ = ["Nb101CellSpace", "count_cells", "parent_configurations", "parse_nb101_cell"]
 

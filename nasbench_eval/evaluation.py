@@ -2,20 +2,17 @@
 
 A search returns a genotype; the papers' headline numbers are the test error of that
 genotype's *discrete* network trained from scratch at a larger size (DARTS: 20 cells, 36
-channels, 600 epochs on CIFAR-10). This module builds that network
-(:class:`DiscreteNetwork`: normal and reduction cells from the genotype, drop-path that never
-drops identity edges, an auxiliary head at 2/3 depth), trains it with the DARTS evaluation
-protocol (:class:`EvalConfig`) and writes ``evaluation.json`` (+ ``evaluation_metrics.csv``,
-``evaluation_checkpoint.pt``) beside the run it evaluated, or in a directory of its own for
-a genotype given as JSON. See ``docs/evaluation.md``.
+channels, 600 epochs on CIFAR-10). The genotype's space family builds that network
+(:meth:`~nasbench_eval.spaces.base.SpaceFamily.build_network`; DARTS cells:
+:class:`~nasbench_eval.spaces.darts.network.DiscreteNetwork`) and supplies the training
+protocol's defaults for the dataset (:meth:`~nasbench_eval.spaces.base.SpaceFamily.evaluation_defaults`);
+this module trains it (:class:`EvalConfig`) and writes ``evaluation.json`` (+
+``evaluation_metrics.csv``, ``evaluation_checkpoint.pt``) beside the run it evaluated, or in a
+directory of its own for a genotype given as JSON. See ``docs/evaluation.md``.
 
 Like a search run, an evaluation checkpoints after every epoch and resumes with identical
 numbers: every epoch's randomness (batch order, crops, flips, cutout, drop-path masks) is
 derived from (seed, epoch) with the runner's :func:`~nasbench_eval.runner.derived_seed`.
-
-NAS-Bench-101 genotypes (anything with ``to_model_spec()``) are trained through
-``nasbench_pytorch``'s ``Network`` (stem, 3 stacks of cells, max-pool between stacks), with
-NAS-Bench-101's optimiser settings as defaults; they have no auxiliary head and no drop-path.
 """
 from __future__ import annotations
 
@@ -39,229 +36,14 @@ from .data import BatchStream, Dataset, load_dataset
 from .errors import NasbenchEvalError, RunDirError
 from .runner import atomic_write, derived_seed, environment, read_summary, resolve_device
 from .schedules import cosine
-from .spaces.genotype import Genotype
-from .spaces.ops import FactorizedReduce, Identity, ReLUConvBN, build_op, op_spec
+from .spaces.base import GENERIC_EVALUATION, EvalNetwork, SpaceFamily
+from .spaces.registry import FAMILIES, family_of as _family, get_family
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
 
 EVALUATION_FILE = "evaluation.json"
 METRICS_FILE = "evaluation_metrics.csv"
 CHECKPOINT_FILE = "evaluation_checkpoint.pt"
-
-DARTS_FAMILY = "darts-cell"
-NB101_FAMILY = "nb101-cell"
-
-
-# =============================================================================== network
-
-def drop_path(x: Tensor, p: float, training: bool) -> Tensor:
-    """Zero whole examples of ``x`` with probability ``p`` and rescale the rest by 1/(1-p).
-
-    The identity when ``p == 0`` or outside training (the expectation is unchanged, so eval
-    mode needs no correction). The mask draws from the torch RNG, which the training loop
-    seeds from (seed, epoch).
-    """
-    if not training or p <= 0.0:
-        return x
-    keep = 1.0 - p
-    mask = torch.empty(x.shape[0], *([1] * (x.dim() - 1)), device=x.device,
-                       dtype=x.dtype).bernoulli_(keep)
-    return x * mask / keep
-
-
-class DiscreteCell(nn.Module):
-    """One normal or reduction cell of a genotype: each node sums two ops of earlier states.
-
-    Preprocessing follows the search cell: ``s0`` through FactorizedReduce when the previous
-    cell reduced (its resolution is twice ``s1``'s), else a 1x1 ReLUConvBN; ``s1`` through a
-    1x1 ReLUConvBN. In a reduction cell the ops reading the two cell inputs use stride 2.
-    """
-
-    def __init__(self, pairs: tuple[tuple[str, int], ...], concat: tuple[int, ...],
-                 c_pp: int, c_p: int, c: int, reduction: bool, reduction_prev: bool):
-        super().__init__()
-        self.reduction = reduction
-        self.pre0 = FactorizedReduce(c_pp, c, affine=True) if reduction_prev \
-            else ReLUConvBN(c_pp, c, 1, 1, 0, affine=True)
-        self.pre1 = ReLUConvBN(c_p, c, 1, 1, 0, affine=True)
-        self.sources = [src for _, src in pairs]
-        self.ops = nn.ModuleList(
-            build_op(op, c, 2 if reduction and src < 2 else 1, affine=True, search=False)
-            for op, src in pairs)
-        # drop-path never touches an identity edge (DARTS: skip_connect at stride 1)
-        self.droppable = [not isinstance(op, Identity) for op in self.ops]
-        self.concat = tuple(concat)
-        self.out_channels = c * len(self.concat)
-        self.drop_prob = 0.0
-
-    def forward(self, s0: Tensor, s1: Tensor) -> Tensor:
-        states = [self.pre0(s0), self.pre1(s1)]
-        for node in range(len(self.ops) // 2):
-            total = None
-            for k in (2 * node, 2 * node + 1):
-                h = self.ops[k](states[self.sources[k]])
-                if self.droppable[k]:
-                    h = drop_path(h, self.drop_prob, self.training)
-                total = h if total is None else total + h
-            states.append(total)
-        return torch.cat([states[i] for i in self.concat], dim=1)
-
-
-class AuxiliaryHead(nn.Module):
-    """DARTS's CIFAR auxiliary classifier, applied to the output of the cell at 2/3 depth.
-
-    ReLU, 5x5 average pool with stride 3 (8x8 -> 2x2, padding excluded), 1x1 conv to 128, BN,
-    ReLU, 2x2 conv to 768, BN, ReLU, linear. The pool is the one part that depends on the
-    image size: on the 8x8 maps of 32x32 inputs it is exactly DARTS's; on any other size
-    (digits' 2x2, Fashion-MNIST's 7x7, ...) an adaptive average pool to 2x2 takes its place,
-    so the 2x2 conv always sees the 2x2 map it was designed for.
-    """
-
-    def __init__(self, c_in: int, num_classes: int):
-        super().__init__()
-        self.conv = nn.Sequential(
-            nn.Conv2d(c_in, 128, 1, bias=False),
-            nn.BatchNorm2d(128),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(128, 768, 2, bias=False),
-            nn.BatchNorm2d(768),
-            nn.ReLU(inplace=True),
-        )
-        self.classifier = nn.Linear(768, num_classes)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = F.relu(x)
-        if tuple(x.shape[-2:]) == (8, 8):
-            x = F.avg_pool2d(x, 5, stride=3, padding=0, count_include_pad=False)
-        else:
-            x = F.adaptive_avg_pool2d(x, 2)
-        return self.classifier(self.conv(x).flatten(1))
-
-
-def validate_genotype(genotype: Genotype) -> None:
-    """Refuse a genotype that cannot build: unknown ops, inputs from later nodes, bad concat."""
-    for cell in ("normal", "reduce"):
-        pairs = genotype.cell(cell)
-        concat = getattr(genotype, f"{cell}_concat")
-        if not pairs or len(pairs) % 2:
-            raise NasbenchEvalError(
-                f"genotype {cell} cell: needs two (op, input) pairs per node, got {len(pairs)} pairs")
-        for k, (op, src) in enumerate(pairs):
-            op_spec(op)  # unknown op -> error listing the valid ones
-            node = k // 2
-            if not 0 <= src < node + 2:
-                raise NasbenchEvalError(
-                    f"genotype {cell} cell: pair {k} ({op}, {src}) reads state {src}, but node "
-                    f"{node} can only read states 0..{node + 1}")
-        n_states = 2 + len(pairs) // 2
-        if not concat or any(not 0 <= i < n_states for i in concat):
-            raise NasbenchEvalError(
-                f"genotype {cell}_concat {list(concat)} must name states in 0..{n_states - 1}")
-
-
-class DiscreteNetwork(nn.Module):
-    """The discrete network of a DARTS-family genotype (DARTS's ``NetworkCIFAR``).
-
-    Stem (3x3 conv to 3C, BN), ``layers`` cells with reductions at ``layers // 3`` and
-    ``2 * layers // 3`` (channels double there), global average pool, linear. With
-    ``auxiliary`` an :class:`AuxiliaryHead` reads the output of cell ``2 * layers // 3``.
-
-    ``forward`` returns ``(logits, aux_logits)``; ``aux_logits`` is ``None`` in eval mode or
-    without a head (the head is then not computed at all). ``drop_path_prob`` (settable; the
-    training loop ramps it) is the probability of dropping a non-identity edge in training.
-    """
-
-    def __init__(self, genotype: Genotype, C: int, layers: int, num_classes: int,
-                 in_channels: int = 3, auxiliary: bool = False, drop_path: float = 0.0,
-                 stem_multiplier: int = 3):
-        super().__init__()
-        if layers < 1 or C < 1:
-            raise NasbenchEvalError(f"layers and channels must be positive, got {layers} / {C}")
-        validate_genotype(genotype)
-        self.genotype = genotype
-        self.layers = layers
-        c_curr = stem_multiplier * C
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(c_curr))
-        reductions = {layers // 3, 2 * layers // 3} if layers >= 3 else set()
-        self.aux_index = 2 * layers // 3
-        c_pp, c_p, c = c_curr, c_curr, C
-        reduction_prev = False
-        c_aux = c_p
-        self.cells = nn.ModuleList()
-        for i in range(layers):
-            reduction = i in reductions
-            if reduction:
-                c *= 2
-            cell_type = "reduce" if reduction else "normal"
-            cell = DiscreteCell(genotype.cell(cell_type), getattr(genotype, f"{cell_type}_concat"),
-                                c_pp, c_p, c, reduction, reduction_prev)
-            self.cells.append(cell)
-            reduction_prev = reduction
-            c_pp, c_p = c_p, cell.out_channels
-            if i == self.aux_index:
-                c_aux = c_p
-        self.auxiliary_head = AuxiliaryHead(c_aux, num_classes) if auxiliary else None
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Linear(c_p, num_classes)
-        self.drop_path_prob = drop_path
-
-    @property
-    def drop_path_prob(self) -> float:
-        return self._drop_path_prob
-
-    @drop_path_prob.setter
-    def drop_path_prob(self, p: float) -> None:
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"drop-path probability must be in [0, 1), got {p}")
-        self._drop_path_prob = float(p)
-        for cell in self.cells:
-            cell.drop_prob = float(p)
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
-        aux = None
-        s0 = s1 = self.stem(x)
-        for i, cell in enumerate(self.cells):
-            s0, s1 = s1, cell(s0, s1)
-            if i == self.aux_index and self.auxiliary_head is not None and self.training:
-                aux = self.auxiliary_head(s1)
-        return self.classifier(self.pool(s1).flatten(1)), aux
-
-
-class NB101Network(nn.Module):
-    """NAS-Bench-101's network for one cell spec, through ``nasbench_pytorch`` (``Network``).
-
-    ``layers`` cells = 3 stacks of ``layers // 3``; ``C`` = stem channels (128 in the
-    benchmark). Returns ``(logits, None)`` like :class:`DiscreteNetwork`; no auxiliary head,
-    no drop-path (NAS-Bench-101 trains without either).
-    """
-
-    def __init__(self, spec: Any, C: int, layers: int, num_classes: int, in_channels: int = 3):
-        super().__init__()
-        try:
-            from nasbench_pytorch.model import Network
-        except ImportError:  # pragma: no cover - it is a dependency
-            raise NasbenchEvalError("evaluating a NAS-Bench-101 cell needs the nasbench_pytorch "
-                                    "package (pip install nasbench_pytorch)") from None
-        if layers < 3 or layers % 3:
-            raise NasbenchEvalError(f"a NAS-Bench-101 network has 3 stacks: layers must be a "
-                                    f"multiple of 3, got {layers}")
-        matrix = [[int(v) for v in row] for row in _as_rows(spec.matrix)]
-        ops = [str(o) for o in spec.ops]
-        self.net = Network((matrix, ops), num_labels=num_classes, in_channels=in_channels,
-                           stem_out_channels=C, num_stacks=3, num_modules_per_stack=layers // 3,
-                           momentum=0.1)
-        self.auxiliary_head = None
-        self.drop_path_prob = 0.0
-
-    def forward(self, x: Tensor) -> tuple[Tensor, None]:
-        return self.net(x), None
-
-
-def _as_rows(matrix: Any) -> list[list[Any]]:
-    if hasattr(matrix, "tolist"):
-        return matrix.tolist()
-    return [list(r) for r in matrix]
 
 
 # ============================================================================ counting
@@ -270,8 +52,8 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
     """``params``: every parameter except the auxiliary head's (the papers' convention: DARTS
     counts ``named_parameters`` without "auxiliary"); ``params_with_auxiliary``: all."""
     total = sum(p.numel() for p in model.parameters())
-    head = getattr(model, "auxiliary_head", None)
-    aux = sum(p.numel() for p in head.parameters()) if head is not None else 0
+    heads = model.auxiliary_modules() if isinstance(model, EvalNetwork) else []
+    aux = sum(p.numel() for head in heads for p in head.parameters())
     return {"params": total - aux, "params_with_auxiliary": total}
 
 
@@ -313,29 +95,6 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
 
 # ============================================================================== config
 
-# Per dataset (and space) defaults; see docs/evaluation.md for the reasoning.
-_PAPER = {"epochs": 600, "layers": 20, "channels": 36, "batch_size": 96, "cutout": 16}
-DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
-    "cifar10": dict(_PAPER),
-    "cifar100": dict(_PAPER),
-    "svhn": dict(_PAPER),
-    # small data sets: cutout of half the image side (16 of CIFAR's 32), a short schedule
-    "fashion-mnist": {"epochs": 50, "layers": 8, "channels": 16, "batch_size": 96, "cutout": 14},
-    "digits": {"epochs": 50, "layers": 8, "channels": 16, "batch_size": 64, "cutout": 4},
-    "synthetic": {"epochs": 10, "layers": 5, "channels": 8, "batch_size": 32, "cutout": 8},
-}
-ROBUSTDARTS_SPACES = {"s1", "s2", "s3", "s4"}
-"""On these spaces CIFAR-100 and SVHN are evaluated at 8 cells / 16 channels (RobustDARTS)."""
-SMALL_EVAL = {"layers": 8, "channels": 16}
-
-DARTS_TRAINING = {"optimizer": "sgd", "lr": 0.025, "momentum": 0.9, "weight_decay": 3e-4,
-                  "drop_path": 0.2, "auxiliary": 0.4}
-# NAS-Bench-101's protocol (as nasbench_pytorch's trainer defaults it): RMSProp, 108 epochs,
-# batch 256, 3 stacks x 3 cells, 128 stem channels, standard augmentation (no cutout).
-NB101_TRAINING = {"optimizer": "rmsprop", "lr": 0.2, "momentum": 0.9, "weight_decay": 1e-4,
-                  "drop_path": 0.0, "auxiliary": 0.0, "epochs": 108, "layers": 9,
-                  "channels": 128, "batch_size": 256, "cutout": 0}
-
 _EXECUTION_FIELDS = {"device", "out", "data_root", "progress"}
 
 
@@ -343,10 +102,11 @@ _EXECUTION_FIELDS = {"device", "out", "data_root", "progress"}
 class EvalConfig:
     """Every knob of one evaluation; ``None`` = the default of the dataset / space family.
 
-    :meth:`resolved` fills them in: CIFAR-10 gets the DARTS protocol (20 cells, 36 channels,
-    600 epochs, batch 96, SGD 0.025 cosine to 0, momentum 0.9, wd 3e-4, clip 5, cutout 16,
-    drop-path 0.2 ramped linearly, auxiliary weight 0.4); CIFAR-100/SVHN the same but 8 cells
-    / 16 channels when the genotype comes from S1–S4; NAS-Bench-101 cells NAS-Bench-101's.
+    :meth:`resolved` fills them in from the genotype's family
+    (:meth:`~nasbench_eval.spaces.base.SpaceFamily.evaluation_defaults`): e.g. DARTS cells on
+    CIFAR-10 get the DARTS protocol (20 cells, 36 channels, 600 epochs, batch 96, SGD 0.025
+    cosine to 0, momentum 0.9, wd 3e-4, clip 5, cutout 16, drop-path 0.2 ramped linearly,
+    auxiliary weight 0.4), NAS-Bench-101 cells NAS-Bench-101's; see ``docs/evaluation.md``.
     """
 
     dataset: str = "cifar10"
@@ -388,23 +148,22 @@ class EvalConfig:
         if self.optimizer is not None and self.optimizer not in ("sgd", "rmsprop"):
             raise ValueError(f"optimizer must be sgd or rmsprop, got {self.optimizer!r}")
 
-    def resolved(self, family: str = DARTS_FAMILY, space: str | None = None) -> EvalConfig:
-        """Fill every ``None`` from the defaults of the dataset, the space and its family."""
-        if self.dataset not in DATASET_DEFAULTS:
-            from .data import DATASETS
+    def resolved(self, family: str | SpaceFamily | None = None,
+                 space: str | None = None) -> EvalConfig:
+        """Fill every ``None`` from the defaults the space family (a name or the family;
+        None: generic defaults) gives for the dataset and the space (its name)."""
+        from .data import DATASETS
+
+        if self.dataset not in DATASETS:
             from .errors import unknown
 
             raise unknown("dataset", self.dataset, DATASETS)
-        if family == NB101_FAMILY:
-            defaults = dict(NB101_TRAINING)
-            if self.drop_path or self.auxiliary:
-                raise NasbenchEvalError(
-                    "NAS-Bench-101 networks are trained without drop-path and auxiliary head; "
-                    "leave --drop-path/--auxiliary unset or 0")
+        if family is None:
+            defaults = dict(GENERIC_EVALUATION)
         else:
-            defaults = {**DATASET_DEFAULTS[self.dataset], **DARTS_TRAINING}
-            if self.dataset in ("cifar100", "svhn") and space in ROBUSTDARTS_SPACES:
-                defaults.update(SMALL_EVAL)
+            fam = get_family(family) if isinstance(family, str) else family
+            fam.check_evaluation(self)
+            defaults = fam.evaluation_defaults(self.dataset, space)
         return replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
 
     def to_dict(self) -> dict[str, Any]:
@@ -421,31 +180,20 @@ class EvalConfig:
 
 # ============================================================================ genotypes
 
-@dataclass(frozen=True)
-class _SpecGenotype:
-    """A bare NAS-Bench-101 cell given as ``{"matrix": ..., "ops": ...}`` JSON."""
-
-    matrix: tuple[tuple[int, ...], ...]
-    ops: tuple[str, ...]
-
-    def to_model_spec(self) -> _SpecGenotype:
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"matrix": [list(r) for r in self.matrix], "ops": list(self.ops)}
-
-
 def family_of(genotype: Any) -> str:
-    return NB101_FAMILY if hasattr(genotype, "to_model_spec") else DARTS_FAMILY
+    """The name of the space family a genotype belongs to."""
+    return _family(genotype).name
 
 
 def genotype_from_json(text_or_path: str | dict, space: str | None = None) -> Any:
     """A genotype from JSON text, a path to a JSON file, or an already parsed dict.
 
-    Accepted: a DARTS genotype dict (``normal``, ``reduce``, ``*_concat``), a NAS-Bench-101
-    cell (``matrix``, ``ops``; also inside an ``nb101-cell`` genotype's ``nb101`` key), or a document holding one under ``genotype`` (a line of
-    ``genotypes.jsonl``) or ``final_genotype`` (``summary.json``). With ``space`` (a space
-    name or spec path) the space's own ``genotype_from_dict`` parses it.
+    Accepted: anything a registered space family recognises (e.g. a DARTS genotype dict
+    ``normal``, ``reduce`` [, ``*_concat``]; a NAS-Bench-101 cell ``matrix``, ``ops``, also
+    inside an ``nb101-cell`` genotype's ``nb101`` key), or a document holding one under
+    ``genotype`` (a line of ``genotypes.jsonl``) or ``final_genotype`` (``summary.json``).
+    With ``space`` (a space name or spec path) the space's own ``genotype_from_dict`` parses
+    it.
     """
     if isinstance(text_or_path, dict):
         d: Any = text_or_path
@@ -473,18 +221,9 @@ def genotype_from_json(text_or_path: str | dict, space: str | None = None) -> An
         from .spaces import load_space
 
         return load_space(space).genotype_from_dict(d)
-    try:
-        if "normal" in d and "reduce" in d:
-            return Genotype.from_dict({"normal_concat": list(range(2, 2 + len(d["normal"]) // 2)),
-                                       "reduce_concat": list(range(2, 2 + len(d["reduce"]) // 2)),
-                                       **d})
-        if isinstance(d.get("nb101"), dict):  # an nb101-cell genotype's to_dict()
-            d = d["nb101"]
-        if "matrix" in d and "ops" in d:
-            return _SpecGenotype(tuple(tuple(int(v) for v in r) for r in d["matrix"]),
-                                 tuple(str(o) for o in d["ops"]))
-    except (TypeError, ValueError, KeyError) as exc:
-        raise NasbenchEvalError(f"malformed genotype JSON: {exc}") from None
+    for family in FAMILIES.all().values():
+        if family.recognises(d):
+            return family.genotype_from_json(d)
     raise NasbenchEvalError(
         "unrecognised genotype JSON: expected a DARTS genotype (normal, normal_concat, reduce, "
         "reduce_concat), a NAS-Bench-101 cell (matrix, ops), or a document with 'genotype' / "
@@ -492,20 +231,13 @@ def genotype_from_json(text_or_path: str | dict, space: str | None = None) -> An
 
 
 def genotype_to_dict(genotype: Any) -> dict[str, Any]:
-    if hasattr(genotype, "to_dict"):
-        return genotype.to_dict()
-    spec = genotype.to_model_spec()
-    return {"matrix": _as_rows(spec.matrix), "ops": list(spec.ops)}
+    return genotype.to_dict()
 
 
 def build_network(genotype: Any, cfg: EvalConfig, num_classes: int, in_channels: int
-                  ) -> nn.Module:
-    """The network of ``genotype`` at the (resolved) settings of ``cfg``."""
-    if family_of(genotype) == NB101_FAMILY:
-        return NB101Network(genotype.to_model_spec(), cfg.channels, cfg.layers, num_classes,
-                            in_channels)
-    return DiscreteNetwork(genotype, cfg.channels, cfg.layers, num_classes, in_channels,
-                           auxiliary=bool(cfg.auxiliary), drop_path=0.0)
+                  ) -> EvalNetwork:
+    """The network of ``genotype`` at the (resolved) settings of ``cfg``, built by its family."""
+    return _family(genotype).build_network(genotype, cfg, num_classes, in_channels)
 
 
 # ============================================================================= the loop
@@ -623,8 +355,7 @@ class _Trainer:
         lr, p = self.schedule(epoch)
         for group in self.opt.param_groups:
             group["lr"] = lr
-        if isinstance(model, DiscreteNetwork):
-            model.drop_path_prob = p
+        model.set_drop_path(p)
         model.train()
         zero = lambda: torch.zeros((), device=self.device)  # noqa: E731
         loss_sum, aux_sum, correct, count = zero(), zero(), zero(), zero()
@@ -649,7 +380,7 @@ class _Trainer:
         row: dict[str, Any] = {"epoch": epoch, "lr": lr, "drop_path": p,
                                "train_loss": float(loss_sum) / n,
                                "train_error": 1.0 - float(correct) / n}
-        if cfg.auxiliary and isinstance(model, DiscreteNetwork):
+        if cfg.auxiliary and model.auxiliary_modules():
             row["train_aux_loss"] = float(aux_sum) / n
         if _finite(row["train_loss"]) and _finite(row.get("train_aux_loss", 0.0)):
             row["test_loss"], test_acc = self.evaluate_test()
@@ -690,7 +421,7 @@ def evaluate(run_dir: str | Path | None = None, *, genotype: Any = None, space: 
         if space is not None:
             source.space = Path(str(space)).stem
     else:
-        if not (isinstance(genotype, Genotype) or hasattr(genotype, "to_model_spec")):
+        if isinstance(genotype, (str, dict, os.PathLike)):
             genotype = genotype_from_json(genotype, space)
         source = _Source(genotype, space and Path(str(space)).stem, None, None)
     if cfg is None:
@@ -699,10 +430,10 @@ def evaluate(run_dir: str | Path | None = None, *, genotype: Any = None, space: 
         cfg = EvalConfig(**settings)
     elif settings:
         cfg = EvalConfig.from_dict({**cfg.to_dict(), **settings})
-    family = family_of(source.genotype)
-    cfg = cfg.resolved(family, source.space)
-    if family == DARTS_FAMILY:
-        validate_genotype(source.genotype)
+    family_obj = _family(source.genotype)
+    family = family_obj.name
+    cfg = cfg.resolved(family_obj, source.space)
+    family_obj.validate_genotype(source.genotype)
     fp = _fingerprint(cfg, source.genotype)
     eval_id = f"eval-{cfg.dataset}-seed{cfg.seed}-{fp}"
     out_dir = source.out_dir if source.out_dir is not None else Path(cfg.out) / eval_id

@@ -51,7 +51,7 @@ from .dwconv import depthwise_conv2d
 from .ops import DilConv, FactorizedReduce, Identity, SepConv
 
 if TYPE_CHECKING:
-    from .darts_cell import SearchCell
+    from .supernet import SearchCell
 
 
 @dataclass
