@@ -35,6 +35,7 @@ from ..errors import NasbenchEvalError, SpecError
 from ..nb101.graph import (CONV1X1, INPUT, LABELS, MAX_EDGES, MAX_VERTICES, MAXPOOL3X3,
                            OUTPUT, ModelSpec, hash_classes)
 from .spec import register_family
+from .supernet import SupernetBase
 
 FAMILY = "nb101-cell"
 DUMMY_OP = CONV1X1
@@ -505,7 +506,7 @@ class OneShotCell(nn.Module):
         return cat + w_out[0] * self.out_proj(x)
 
 
-class Nb101OneShot(nn.Module):
+class Nb101OneShot(SupernetBase):
     """The NAS-Bench-1Shot1 one-shot network.
 
     Stem 3x3 conv-BN-ReLU to ``channels``; ``layers`` search cells in 3 stacks, a 2x2 max-pool
