@@ -104,3 +104,17 @@ def test_plugin_method_through_the_cli_with_its_flag(tmp_path):
     assert cfg["method"] == "toy-mixing" and cfg["method_options"] == {"toy_temperature": 2.0}
     bad = _cli(["run", "--method", "toy-mixing", "--toy-temperature", "-1", *tiny], tmp_path)
     assert bad.returncode != 0 and "--toy-temperature" in bad.stdout + bad.stderr
+
+
+def test_plugin_methods_in_a_sweep_with_their_flags(tmp_path):
+    p = _cli(["sweep", "--methods", "toy-mixing,toy-edge", "--spaces", "s3", "--datasets",
+              "digits", "--seeds", "0", "--epochs", "1", "--layers", "3", "--channels", "4",
+              "--batch-size", "16", "--max-steps-per-epoch", "2", "--toy-temperature", "2",
+              "--out", str(tmp_path / "r")], tmp_path)
+    assert p.returncode == 0, p.stdout + p.stderr
+    runs = {d.name.split("-s3-")[0]: d for d in (tmp_path / "r").iterdir() if d.name != "sweeps"}
+    assert set(runs) == {"toy-mixing", "toy-edge"}
+    for name, d in runs.items():
+        assert _summary(d)["status"] == "finished"
+        opts = json.loads((d / "config.json").read_text())["config"]["method_options"]
+        assert opts == ({"toy_temperature": 2.0} if name == "toy-mixing" else {})

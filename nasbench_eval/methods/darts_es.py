@@ -9,8 +9,8 @@ validation batch, model in train mode (BN running statistics restored afterwards
   backprop, one row per alpha entry, of L_val plus the alpha weight-decay term (which adds
   ``alpha_weight_decay`` * I), and its largest eigenvalue (the reference: ``max(eigvals)``).
 * ``es_hessian="power"``: the shared power iteration (largest-magnitude eigenvalue of the
-  Hessian of L_val, :meth:`~nasbench_eval.methods.gradient.GradientMethod.hessian_eigenvalue`) plus ``alpha_weight_decay``,
-  so both modes estimate the same matrix.
+  Hessian of L_val, ``GradientMethod.hessian_eigenvalue``) plus ``alpha_weight_decay``, so
+  both modes estimate the same matrix.
 
 The stop rule is the reference's ``EVLocalAvg`` with its defaults, implemented by
 :class:`EigenvalueStopRule` (see its docstring for the exact indices). When it fires, the

@@ -81,7 +81,8 @@ class GradientMethod(WeightTraining):
         # BN running statistics must not move while we probe the curvature
         saved = {k: v.clone() for k, v in self.supernet.state_dict().items() if "running" in k}
         try:
-            return dominant_eigenvalue(loss, list(self.alphas.values()), iters=self.cfg.hessian_iters)
+            return dominant_eigenvalue(loss, list(self.alphas.values()),
+                                       iters=self.cfg.hessian_iters)
         finally:
             self.supernet.load_state_dict(saved, strict=False)
 
