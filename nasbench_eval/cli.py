@@ -132,7 +132,7 @@ def list_methods() -> None:
     from .methods.base import method_description
 
     for name, cls in sorted(load_all().items()):
-        opts = ", ".join(f"{k}={v}" for k, v in getattr(cls, "options", {}).items())
+        opts = ", ".join(f"{k}={v.default}" for k, v in cls.options.items())
         click.echo(f"{name:14s} {method_description(cls)}")
         if getattr(cls, "paper", ""):
             click.echo(f"{'':14s} paper: {cls.paper}")

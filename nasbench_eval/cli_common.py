@@ -30,9 +30,9 @@ def collect_method_flags() -> dict[str, tuple[Any, str, list[str]]]:
 
     flags: dict[str, tuple[Any, str, list[str]]] = {}
     for name, cls in sorted(load_all().items()):
-        for opt, default in getattr(cls, "options", {}).items():
-            _, help_, users = flags.get(opt, (default, cls.option_help.get(opt, ""), []))
-            flags[opt] = (default, help_, users + [name])
+        for opt, option in cls.options.items():
+            _, help_, users = flags.get(opt, (option.default, option.help, []))
+            flags[opt] = (option.default, help_, users + [name])
     return flags
 
 

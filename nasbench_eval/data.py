@@ -12,7 +12,7 @@ import gzip
 import os
 import struct
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import NamedTuple
 
@@ -257,6 +257,17 @@ class BatchStream:
 
     def normalize(self, x: Tensor) -> Tensor:
         return x.float() * self.scale - self.shift
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """(height, width) of the split's images."""
+        return int(self.x.shape[-2]), int(self.x.shape[-1])
+
+    def set_cutout(self, side: int, prob: float) -> None:
+        """Cutout of ``side`` pixels with probability ``prob`` from the next epoch on; the
+        other augmentation settings stay. The declared way for a method (bind_data) to
+        change augmentation over a search, e.g. R-DARTS's cutout ramp."""
+        self.augment = replace(self.augment, cutout=side, cutout_prob=prob)
 
     def _draw(self, n: int, g: torch.Generator | None) -> dict[str, Tensor]:
         """The random augmentation parameters of ``n`` images, drawn on the CPU generator and

@@ -311,7 +311,7 @@ def validate(spec: SweepSpec) -> list[Cell]:
                 f"{spec.where('options')}: option '{opt}' belongs to no method of this sweep "
                 f"({', '.join(classes)}); their options: {', '.join(offered) or '(none)'}")
         for m in takers[:1]:
-            if (why := _option_problem(classes[m].options[opt], value)) is not None:
+            if (why := _option_problem(classes[m].options[opt].default, value)) is not None:
                 problems.append(f"{spec.where('options')}: option '{opt}': {why}")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # e.g. msr's note on dropped ops: shown when it runs

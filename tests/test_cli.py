@@ -42,7 +42,7 @@ def test_unknown_names_list_valid_choices(tmp_path):
     res = invoke("list", "oracles")
     assert res.exit_code != 0 and "spaces" in res.output
     res = invoke("run", "-o", "hvp_r=0.1", "--out", str(tmp_path), *TINY)
-    assert res.exit_code != 0 and "has no option(s) hvp_r" in res.output
+    assert res.exit_code != 0 and "has no option 'hvp_r'" in res.output
     res = invoke("run", "--epochs", "0", "--out", str(tmp_path))
     assert res.exit_code != 0 and "epochs must be a positive integer" in res.output
     assert not any(tmp_path.iterdir())  # bad input creates nothing

@@ -14,7 +14,7 @@ from torch import nn
 from nasbench_eval import run
 from nasbench_eval.config import RunConfig
 from nasbench_eval.errors import NasbenchEvalError
-from nasbench_eval.methods import create_method
+from nasbench_eval.methods import GradientMethod, create_method
 from nasbench_eval.resolve import resolve_config
 from nasbench_eval.spaces import DartsSupernet, SearchSpace, load_space
 from nasbench_eval.spaces.genotype import discrete_weights
@@ -312,7 +312,7 @@ def test_derivation_picks_lowest_stable_rank_ops_and_edges():
 
 def test_no_architecture_parameters_or_gradients():
     m, net = msr_method()
-    assert m.alphas == {} and not hasattr(m, "alpha_opt")
+    assert not isinstance(m, GradientMethod) and not hasattr(m, "alpha_opt")
     before_w = m.mixing_weights()
     params_before = [p.detach().clone() for p in net.parameters()]
     out = m.step(batch(8, seed=1), batch(8, seed=2))
@@ -324,7 +324,7 @@ def test_no_architecture_parameters_or_gradients():
     opt_params = {id(p) for group in m.w_opt.param_groups for p in group["params"]}
     assert opt_params == {id(p) for p in net.parameters()}
     # no architecture tensor requires (or received) a gradient
-    for w in list(m.mixing_weights().values()) + list(m._weights.values()):
+    for w in list(m.mixing_weights().values()) + list(m.train_weights.values()):
         assert not w.requires_grad and w.grad is None
     for value in vars(m).values():
         tensors = value.values() if isinstance(value, dict) else [value]
@@ -385,9 +385,11 @@ def test_without_reduction_cells_the_reduce_genotype_is_still_defined():
 
 
 def test_bad_options_are_refused():
-    with pytest.raises(NasbenchEvalError, match="msr_mixing"):
+    with pytest.raises(NasbenchEvalError, match="--msr-mixing"):
         msr_method(msr_mixing="softmax")
-    with pytest.raises(NasbenchEvalError, match="msr_power_iters"):
+    with pytest.raises(NasbenchEvalError, match="--msr-coeff"):
+        msr_method(msr_coeff=0)
+    with pytest.raises(NasbenchEvalError, match="--msr-power-iters"):
         msr_method(msr_power_iters=0)
     with pytest.raises(NasbenchEvalError, match="no option"):
         msr_method(pgd_steps=1)

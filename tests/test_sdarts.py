@@ -46,13 +46,13 @@ def test_registered_with_paper_description_and_option_help(name):
     cls = method_class(name)
     assert "Chen & Hsieh" in cls.paper and "ICML 2020" in cls.paper
     assert method_description(cls).startswith(name.upper() + ":")
-    assert set(cls.option_help) == set(cls.options)
-    assert cls.options["eps_min"] == 0.03 and cls.options["eps_max"] == 0.3
+    assert all(opt.help for opt in cls.options.values())
+    assert cls.options["eps_min"].default == 0.03 and cls.options["eps_max"].default == 0.3
 
 
 def test_adv_options_defaults_and_validation():
     cls = method_class("sdarts-adv")
-    assert cls.options["pgd_steps"] == 7 and cls.options["pgd_step_size"] is None
+    assert cls.options["pgd_steps"].default == 7 and cls.options["pgd_step_size"].default is None
     with pytest.raises(NasbenchEvalError):
         _tiny("sdarts-adv", pgd_steps=0)
     with pytest.raises(NasbenchEvalError):

@@ -1,24 +1,16 @@
-"""Search methods. Each module registers its classes with :func:`base.register`; adding a
-method means adding a module here, nothing else."""
+"""Search methods. Each module registers its classes with :func:`register`; adding a method
+means adding a module here, or one file named in ``$NASBENCH_EVAL_PLUGINS`` (docs/methods.md).
+
+Bases: :class:`Method` (the interface, every hook defaulted), :class:`WeightTraining` (SGD on
+the supernet's weights) and :class:`GradientMethod` (the DARTS alpha machinery on top).
+"""
 from __future__ import annotations
 
-import importlib
-import pkgutil
+from .base import (METHODS, ArchWeights, Batch, Method, Mixing, create_method, load_all,
+                   method_class, method_description, register)
+from .gradient import GradientMethod, SoftmaxMixing
+from .weights import WeightTraining
 
-from .base import METHODS, GradientMethod, Method, Mixing, SoftmaxMixing, create_method, method_class, register
-
-_loaded = False
-
-
-def load_all() -> dict[str, type]:
-    global _loaded
-    if not _loaded:
-        for mod in pkgutil.iter_modules(__path__):
-            if mod.name != "base":
-                importlib.import_module(f"{__name__}.{mod.name}")
-        _loaded = True
-    return METHODS
-
-
-__all__ = ["METHODS", "GradientMethod", "Method", "Mixing", "SoftmaxMixing", "create_method",
-           "load_all", "method_class", "register"]
+__all__ = ["METHODS", "ArchWeights", "Batch", "GradientMethod", "Method", "Mixing",
+           "SoftmaxMixing", "WeightTraining", "create_method", "load_all", "method_class",
+           "method_description", "register"]

@@ -17,7 +17,9 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.func import functional_call
 
-from .base import Batch, GradientMethod, register
+from ..options import Option
+from .base import Batch, register
+from .gradient import GradientMethod
 
 LossFn = Callable[[list[Tensor], list[Tensor]], Tensor]
 """loss(w, alpha) for lists of weight tensors and architecture tensors."""
@@ -78,9 +80,9 @@ class Darts2nd(GradientMethod):
     name = "darts-2nd"
     capturable = True
     paper = "Liu, Simonyan & Yang, DARTS: Differentiable Architecture Search, ICLR 2019"
-    options = {"hvp_r": 0.01}
-    option_help = {"hvp_r": "finite-difference radius of the Hessian-vector product"}
-    """``hvp_r``: the finite-difference radius is hvp_r / ||dL_val/dw'|| (reference: 0.01)."""
+    options = {"hvp_r": Option(0.01, float, "finite-difference radius of the Hessian-vector "
+                               "product (divided by ||dL_val/dw'||; reference: 0.01)",
+                               positive=True)}
 
     def alpha_grads(self, train_batch: Batch, val_batch: Batch) -> tuple[list[Tensor], Tensor]:
         net = self.supernet
@@ -94,7 +96,7 @@ class Darts2nd(GradientMethod):
 
             def loss(w: list[Tensor], a: list[Tensor]) -> Tensor:
                 weights = self.mixing(dict(zip(keys, a)))
-                with self._autocast():  # the run's precision, as every other forward
+                with self.autocast():  # the run's precision, as every other forward
                     logits = functional_call(net, {**dict(zip(names, w)), **buffers},
                                              (x, weights))
                 if logits.dtype in (torch.bfloat16, torch.float16):

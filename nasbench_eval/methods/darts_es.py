@@ -9,8 +9,8 @@ validation batch, model in train mode (BN running statistics restored afterwards
   backprop, one row per alpha entry, of L_val plus the alpha weight-decay term (which adds
   ``alpha_weight_decay`` * I), and its largest eigenvalue (the reference: ``max(eigvals)``).
 * ``es_hessian="power"``: the shared power iteration (largest-magnitude eigenvalue of the
-  Hessian of L_val, :meth:`GradientMethod.hessian_eigenvalue`) plus ``alpha_weight_decay``,
-  so both modes estimate the same matrix.
+  Hessian of L_val, ``GradientMethod.hessian_eigenvalue``) plus ``alpha_weight_decay``, so
+  both modes estimate the same matrix.
 
 The stop rule is the reference's ``EVLocalAvg`` with its defaults, implemented by
 :class:`EigenvalueStopRule` (see its docstring for the exact indices). When it fires, the
@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from ..config import RunConfig
-from ..errors import NasbenchEvalError
+from ..options import Option
 from ..spaces.spec import SearchSpace
 from .base import Batch, register
 from .rdarts import PAPER, RobustDartsBase
@@ -166,40 +166,32 @@ class DartsES(RobustDartsBase):
 
     name = "darts-es"
     paper = PAPER
-    options = {**RobustDartsBase.options, "es_hessian": "full", "es_every": 2, "es_window": 5,
-               "es_delta": 4, "es_factor": 1.3, "es_start_epoch": 10}
-    option_help = {
-        **RobustDartsBase.option_help,
-        "es_hessian": "'full': explicit Hessian incl. the alpha weight-decay term, max "
-                      "eigenvalue (RobustDARTS); 'power': power iteration + alpha weight decay",
-        "es_every": "eigenvalue every k epochs (epochs 0, k, 2k, ...) and at the last",
-        "es_window": "eigenvalues per local average",
-        "es_delta": "the newest local average is compared with the one es_delta entries earlier",
-        "es_factor": "stop when newest / earlier local average > es_factor",
-        "es_start_epoch": "check only when the earlier local average's epoch is >= this",
+    options = {
+        **RobustDartsBase.options,
+        "es_hessian": Option("full", str, "'full': explicit Hessian incl. the alpha weight-decay "
+                             "term, max eigenvalue (RobustDARTS); 'power': power iteration + "
+                             "alpha weight decay", choices=HESSIAN_MODES),
+        "es_every": Option(2, int, "eigenvalue every k epochs (epochs 0, k, 2k, ...) and at the "
+                           "last", minimum=1),
+        "es_window": Option(5, int, "eigenvalues per local average", minimum=1),
+        "es_delta": Option(4, int, "the newest local average is compared with the one es_delta "
+                           "entries earlier", minimum=1),
+        "es_factor": Option(1.3, float, "stop when newest / earlier local average > es_factor",
+                            positive=True),
+        "es_start_epoch": Option(10, int, "check only when the earlier local average's epoch is "
+                                 ">= this", minimum=0),
     }
 
     def setup(self, supernet: nn.Module, space: SearchSpace, cfg: RunConfig,
               steps_per_epoch: int) -> None:
         super().setup(supernet, space, cfg, steps_per_epoch)
         o = self.opts
-        if o["es_hessian"] not in HESSIAN_MODES:
-            raise NasbenchEvalError(f"es_hessian must be one of {', '.join(HESSIAN_MODES)}, "
-                                    f"got {o['es_hessian']!r}")
-        for key, low in (("es_every", 1), ("es_window", 1), ("es_delta", 1),
-                         ("es_start_epoch", 0)):
-            v = o[key]
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise NasbenchEvalError(f"{key} must be an integer >= {low}, got {v!r}")
-        f = o["es_factor"]
-        if isinstance(f, bool) or not isinstance(f, (int, float)) or not f > 0:
-            raise NasbenchEvalError(f"es_factor must be a positive number, got {f!r}")
         if cfg.hessian_every:
             warnings.warn("darts-es computes the Hessian eigenvalue on its own schedule "
                           "(es_every, column hessian_eig); --hessian-every is ignored",
                           UserWarning, stacklevel=2)
         self.rule = EigenvalueStopRule(cfg.epochs, window=o["es_window"], every=o["es_every"],
-                                       delta=o["es_delta"], factor=float(f),
+                                       delta=o["es_delta"], factor=float(o["es_factor"]),
                                        start_epoch=o["es_start_epoch"])
 
     # ------------------------------------------------------------------ curvature
@@ -249,8 +241,7 @@ class DartsES(RobustDartsBase):
                     f"{out['es_ratio']:.4g} times the one centred on epoch "
                     f"{r.local_averages[-1 - r.delta][0]} (> {r.factor:g}); the result is the "
                     f"genotype of epoch {r.stop_epoch}")
-        self.epoch = epoch + 1
-        self._set_lr(self.epoch)
+        self.advance_epoch(epoch)
         return out
 
     def current_genotype(self):

@@ -7,7 +7,7 @@ largest gradient early on (pools, skips); with Max-W the leader's output is not 
 down, so the other ops have to outperform it to grow their alpha.
 
 Only the mixing changes; the alpha step (first order, validation batch), the w step and the
-optimizers are DARTS's (:class:`~nasbench_eval.methods.base.GradientMethod`). Gradients flow
+optimizers are DARTS's (:class:`~nasbench_eval.methods.gradient.GradientMethod`). Gradients flow
 through ``max`` (into the leading entry's softmax).
 
 Derivation uses ``softmax(alpha)``, not the Max-W weights. The op chosen on an edge is the
@@ -22,7 +22,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 
 from ..spaces.genotype import Genotype
-from .base import ArchWeights, GradientMethod, register
+from .base import ArchWeights, register
+from .gradient import GradientMethod
 
 
 class MaxWMixing:

@@ -33,19 +33,11 @@ from ..spaces.genotype import Genotype, Pair
 from ..spaces.ops import OPS
 from ..spaces.spec import CELL_TYPES, SearchSpace
 from ..spectral import conv_stable_rank, raw_weight, spectral_norm_of, spectral_normalize_conv
-from .base import ArchWeights, Batch, GradientMethod, register
+from ..options import Option
+from .base import ArchWeights, register
+from .weights import WeightTraining
 
 MIXINGS = ("fixed", "stable-rank")
-
-
-class _CurrentWeights:
-    """The Mixing of a method without alphas: whatever it is given, the current weights."""
-
-    def __init__(self, method: Msr):
-        self.method = method
-
-    def __call__(self, alphas: ArchWeights) -> ArchWeights:
-        return self.method._weights
 
 
 def _is_conv_op(name: str) -> bool:
@@ -53,7 +45,7 @@ def _is_conv_op(name: str) -> bool:
 
 
 @register
-class Msr(GradientMethod):
+class Msr(WeightTraining):
     """MSR-DARTS: weights only (spectrally normalised convs); ops picked by minimum stable rank.
 
     The power-iteration vectors of every conv are persistent buffers (also for grouped convs,
@@ -64,20 +56,16 @@ class Msr(GradientMethod):
     name = "msr"
     paper = ("Machida, Uto, Shinoda & Suzuki, Neural Architecture Search Using Stable Rank of "
              "Convolutional Layers (MSR-DARTS)")
-    options = {"msr_mixing": "fixed", "msr_coeff": 1.0, "msr_power_iters": 5}
-    option_help = {
-        "msr_mixing": "edge mixing: 'fixed' (1/K, paper) or 'stable-rank' (softmax(-rank) per "
-                      "edge, once per epoch, public code)",
-        "msr_coeff": "spectral norm C every conv of a candidate op is set to",
-        "msr_power_iters": "power iterations per training forward of each conv",
+    options = {
+        "msr_mixing": Option("fixed", str, "edge mixing: 'fixed' (1/K, paper) or 'stable-rank' "
+                             "(softmax(-rank) per edge, once per epoch, public code)",
+                             choices=MIXINGS),
+        "msr_coeff": Option(1.0, float, "spectral norm C every conv of a candidate op is set to",
+                            positive=True),
+        "msr_power_iters": Option(5, int, "power iterations per training forward of each conv",
+                                  minimum=1),
     }
     config_defaults = {"batch_size": 128, "train_portion": 0.8}
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.alphas: ArchWeights = {}
-        self.mixing = _CurrentWeights(self)
-        self._weights: ArchWeights = {}
 
     # ------------------------------------------------------------------ space
     def adapt_space(self, space: SearchSpace) -> SearchSpace:
@@ -125,48 +113,31 @@ class Msr(GradientMethod):
     # ------------------------------------------------------------------ setup
     def setup(self, supernet: nn.Module, space: SearchSpace, cfg: RunConfig,
               steps_per_epoch: int) -> None:
-        self.supernet, self.space, self.cfg = supernet, space, cfg
-        self.steps_per_epoch = steps_per_epoch
-        self.opts = self.resolve_options(cfg)
-        if self.opts["msr_mixing"] not in MIXINGS:
-            raise NasbenchEvalError(f"msr_mixing must be one of {', '.join(MIXINGS)}, got "
-                                    f"{self.opts['msr_mixing']!r}")
-        coeff, iters = self.opts["msr_coeff"], self.opts["msr_power_iters"]
-        if isinstance(coeff, bool) or not isinstance(coeff, (int, float)) or not coeff > 0:
-            raise NasbenchEvalError(f"msr_coeff must be a positive number, got {coeff!r}")
-        if isinstance(iters, bool) or not isinstance(iters, int) or iters < 1:
-            raise NasbenchEvalError(f"msr_power_iters must be an integer >= 1, got {iters!r}")
-        self.alphas = {}
-        self._last_val_batch = None
-        self.device = next(supernet.parameters()).device
-
-        # candidates: per cell instance, (edge, column, op name, last conv)
-        self.candidates: list[tuple[str, list[tuple[int, int, str, nn.Conv2d]]]] = []
+        opts = self.resolve_options(cfg)
+        coeff, iters = float(opts["msr_coeff"]), opts["msr_power_iters"]
+        # spectral normalisation first: the w optimizer then sees the parametrized weights
+        by_cell: dict[int, list[tuple[int, int, str, nn.Conv2d]]] = {}
+        cell_types: dict[int, str] = {}
         n_conv = 0
-        for cell in supernet.cells:
-            entries = []
-            for e, edge in enumerate(cell.edges):
-                for k, op in zip(edge.columns, edge.ops):
-                    name = edge.op_names[k]
-                    convs = [m for m in op.modules() if isinstance(m, nn.Conv2d)]
-                    if not convs:
-                        raise NasbenchEvalError(
-                            f"msr: op '{name}' is marked parametric but has no Conv2d; MSR "
-                            f"needs convolutional candidates")
-                    for conv in convs:
-                        if spectral_norm_of(conv) is None:  # a second setup keeps the first
-                            spectral_normalize_conv(conv, float(coeff), iters,
-                                                    seed=cfg.seed * 1_000_003 + n_conv)
-                        n_conv += 1
-                    entries.append((e, k, name, convs[-1]))
-            self.candidates.append((cell.cell_type, entries))
+        for cand in supernet.candidates():
+            convs = [m for m in cand.module.modules() if isinstance(m, nn.Conv2d)]
+            if not convs:
+                raise NasbenchEvalError(
+                    f"msr: op '{cand.op}' is marked parametric but has no Conv2d; MSR "
+                    f"needs convolutional candidates")
+            for conv in convs:
+                if spectral_norm_of(conv) is None:  # a second setup keeps the first
+                    spectral_normalize_conv(conv, coeff, iters,
+                                            seed=cfg.seed * 1_000_003 + n_conv)
+                n_conv += 1
+            by_cell.setdefault(cand.cell, []).append((cand.edge, cand.column, cand.op, convs[-1]))
+            cell_types[cand.cell] = cand.cell_type
+        self.candidates: list[tuple[str, list[tuple[int, int, str, nn.Conv2d]]]] = [
+            (cell_types[i], by_cell[i]) for i in sorted(by_cell)]
+        """Per cell instance: (cell type, [(edge, column, op name, last conv)])."""
         self.n_normalized_convs = n_conv
-
-        self.w_params = [p for p in supernet.parameters() if p.requires_grad]
-        self.w_opt = torch.optim.SGD(self.w_params, lr=cfg.w_lr, momentum=cfg.w_momentum,
-                                     weight_decay=cfg.w_weight_decay)
-        self._set_lr(0)
-        self._weights = self._uniform_weights()
+        super().setup(supernet, space, cfg, steps_per_epoch)
+        self.train_weights = self._uniform_weights()
 
     # ------------------------------------------------------------------ weights
     def _real_columns(self) -> dict[str, Tensor]:
@@ -226,22 +197,12 @@ class Msr(GradientMethod):
         """softmax(-stable rank) over each edge's candidates (``none`` gets 0)."""
         return {cell: torch.softmax(-s, dim=1).float().to(self.device) for cell, s in sr.items()}
 
-    def w_step_weights(self, batch: Batch) -> ArchWeights:
-        return self._weights
-
-    def mixing_weights(self) -> ArchWeights:
-        return {k: v.detach().clone() for k, v in self._weights.items()}
-
     # ------------------------------------------------------------------ protocol
-    def step(self, train_batch: Batch, val_batch: Batch) -> dict[str, Tensor]:
-        """Only the weight step: there is nothing else to learn."""
-        return self.w_step(train_batch)
-
     def end_epoch(self, epoch: int) -> dict[str, float]:
         out = super().end_epoch(epoch)
         sr = self.stable_ranks()
         if self.opts["msr_mixing"] == "stable-rank":
-            self._weights = self._stable_rank_weights(sr)
+            self.train_weights = self._stable_rank_weights(sr)
         present = {cell for cell, _ in self.candidates}
         for cell, s in sr.items():
             finite = s[torch.isfinite(s)]
@@ -274,11 +235,9 @@ class Msr(GradientMethod):
 
     def state_dict(self) -> dict[str, Any]:
         # the spectral-norm vectors are buffers of the supernet, saved with it
-        return {"w_opt": self.w_opt.state_dict(), "epoch": self.epoch,
-                "mixing": {k: v.detach().cpu() for k, v in self._weights.items()}}
+        return {**super().state_dict(),
+                "mixing": {k: v.detach().cpu() for k, v in self.train_weights.items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.w_opt.load_state_dict(state["w_opt"])
-        self._weights = {k: v.to(self.device) for k, v in state["mixing"].items()}
-        self.epoch = state["epoch"]
-        self._set_lr(self.epoch)
+        super().load_state_dict(state)
+        self.train_weights = {k: v.to(self.device) for k, v in state["mixing"].items()}

@@ -35,7 +35,9 @@ from torch import Tensor, nn
 from ..config import RunConfig
 from ..errors import NasbenchEvalError
 from ..spaces.spec import SearchSpace
-from .base import ArchWeights, Batch, GradientMethod, register
+from ..options import Option
+from .base import ArchWeights, Batch, register
+from .weights import WeightTraining
 
 _SAMPLE_STREAM, _SELECT_STREAM, _INITIAL_STREAM = 101, 102, 103
 
@@ -46,41 +48,27 @@ def _seed(seed: int, epoch: int, stream: int) -> int:
     return int(ss.generate_state(1, dtype=np.uint64)[0] % (2**63 - 1))
 
 
-class _PathWeights:
-    """The Mixing of a method without alphas: the current single path, whatever it is given."""
-
-    def __init__(self, method: RandomWS):
-        self.method = method
-
-    def __call__(self, alphas: ArchWeights) -> ArchWeights:
-        return self.method._path
-
-
 @register
-class RandomWS(GradientMethod):
+class RandomWS(WeightTraining):
     """RANDOM-WS: random search with weight sharing; train single paths, keep the best of N."""
 
     name = "random-ws"
     paper = ("Li & Talwalkar, Random Search and Reproducibility for Neural Architecture "
              "Search, UAI 2019 (as run in RobustDARTS, Zela et al., ICLR 2020)")
-    options = {"rws_samples": 1000, "rws_eval_batches": 10, "rws_top": 10,
-               "rws_select_every": 0}
-    option_help = {
-        "rws_samples": "architectures drawn and screened per selection (reference: 1000)",
-        "rws_eval_batches": "search-val batches each one is screened on (reference: 10; 0 = all)",
-        "rws_top": "screened best re-scored on the whole search-val split (reference: 10; "
-                   "0 = keep the screening winner)",
-        "rws_select_every": "also select after every k-th epoch (0: only after the last, as "
-                            "the reference)",
+    options = {
+        "rws_samples": Option(1000, int, "architectures drawn and screened per selection "
+                              "(reference: 1000)", minimum=1),
+        "rws_eval_batches": Option(10, int, "search-val batches each one is screened on "
+                                   "(reference: 10; 0 = all)", minimum=0),
+        "rws_top": Option(10, int, "screened best re-scored on the whole search-val split "
+                          "(reference: 10; 0 = keep the screening winner)", minimum=0),
+        "rws_select_every": Option(0, int, "also select after every k-th epoch (0: only after "
+                                   "the last, as the reference)", minimum=0),
     }
 
     def __init__(self) -> None:
         super().__init__()
-        self.alphas: ArchWeights = {}
-        self.mixing = _PathWeights(self)
-        self._path: ArchWeights = {}
-        self._streams: dict[str, Any] | None = None
-        self._fallback_val = None
+        self._streams: dict[str, Any] = {}
         self._screen: list[Batch] | None = None
 
     # ------------------------------------------------------------------ space
@@ -94,29 +82,15 @@ class RandomWS(GradientMethod):
     # ------------------------------------------------------------------ setup
     def setup(self, supernet: nn.Module, space: SearchSpace, cfg: RunConfig,
               steps_per_epoch: int) -> None:
-        self.supernet, self.space, self.cfg = supernet, space, cfg
-        self.steps_per_epoch = steps_per_epoch
-        self.opts = self.resolve_options(cfg)
-        for key, low in (("rws_samples", 1), ("rws_eval_batches", 0), ("rws_top", 0),
-                         ("rws_select_every", 0)):
-            v = self.opts[key]
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise NasbenchEvalError(f"{key} must be an integer >= {low}, got {v!r}")
-        self.device = next(supernet.parameters()).device
-        self.alphas = {}
-        self._last_val_batch = None
-        self.w_params = [p for p in supernet.parameters() if p.requires_grad]
-        self.w_opt = torch.optim.SGD(self.w_params, lr=cfg.w_lr, momentum=cfg.w_momentum,
-                                     weight_decay=cfg.w_weight_decay)
-        self._set_lr(0)
+        super().setup(supernet, space, cfg, steps_per_epoch)
         self._gen = self._path_generator(0)
         initial = torch.Generator().manual_seed(_seed(cfg.seed, -1, _INITIAL_STREAM))
         self.best = space.sample_genotype(initial)
         self.best_acc: float | None = None
 
     def bind_data(self, streams: dict[str, Any]) -> None:
-        """Receive the run's batch streams; selection scores on ``streams['val_eval']``.
-        Without it (the runner does not call it yet) the method builds that stream itself."""
+        """Receive the run's batch streams; selection scores on ``streams['val_eval']`` (the
+        search-val split, unshuffled and unaugmented)."""
         self._streams = streams
         self._screen = None
 
@@ -126,18 +100,11 @@ class RandomWS(GradientMethod):
     # ------------------------------------------------------------------ data
     def _val_stream(self):
         """The search-val split, unshuffled and unaugmented (the runner's ``val_eval``)."""
-        if self._streams is not None and "val_eval" in self._streams:
-            return self._streams["val_eval"]
-        if self._fallback_val is None:
-            from ..data import BatchStream, load_dataset
-
-            c = self.cfg
-            data = load_dataset(c.dataset, c.data_root, **c.dataset_options)
-            _, va = data.search_split(c.train_portion)
-            self._fallback_val = BatchStream(data.train_x[va], data.train_y[va], c.batch_size,
-                                             data.mean, data.std, self.device, shuffle=False,
-                                             drop_last=False)
-        return self._fallback_val
+        if "val_eval" not in self._streams:
+            raise NasbenchEvalError("random-ws scores architectures on the search-val split: "
+                                    "bind_data({'val_eval': ...}) must be called before the "
+                                    "first selection")
+        return self._streams["val_eval"]
 
     def _screen_batches(self) -> list[Batch] | None:
         """The first ``rws_eval_batches`` search-val batches (None: the whole split)."""
@@ -190,12 +157,9 @@ class RandomWS(GradientMethod):
         return {"rws_best_val_acc": self.best_acc, "rws_screen_acc": float(screen[winner])}
 
     # ------------------------------------------------------------------ protocol
-    def w_step_weights(self, batch: Batch) -> ArchWeights:
-        return self._path
-
     def step(self, train_batch: Batch, val_batch: Batch) -> dict[str, Tensor]:
         """One w step through a uniformly drawn single path (the validation batch is unused)."""
-        self._path = self.space.discrete_weights(self.space.sample_genotype(self._gen),
+        self.train_weights = self.space.discrete_weights(self.space.sample_genotype(self._gen),
                                                  self.device)
         return self.w_step(train_batch)
 
@@ -215,13 +179,10 @@ class RandomWS(GradientMethod):
         return self.best
 
     def state_dict(self) -> dict[str, Any]:
-        return {"w_opt": self.w_opt.state_dict(), "epoch": self.epoch,
-                "best": self.best.to_dict(), "best_acc": self.best_acc}
+        return {**super().state_dict(), "best": self.best.to_dict(), "best_acc": self.best_acc}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.w_opt.load_state_dict(state["w_opt"])
-        self.epoch = state["epoch"]
-        self._set_lr(self.epoch)
+        super().load_state_dict(state)
         self.best = self.space.genotype_from_dict(state["best"])
         self.best_acc = state["best_acc"]
         self._gen = self._path_generator(self.epoch)

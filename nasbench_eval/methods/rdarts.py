@@ -17,9 +17,8 @@ RobustDARTS ran every grid point with second-order DARTS (``--unrolled`` in its 
 ``darts_order`` (default 2) selects first order instead. Picking the grid point is a
 separate step over finished runs: :func:`select_grid_point`.
 
-Cutout needs the method to reach the search-train and search-val batch streams, which the
-runner does not hand to methods yet; :meth:`RdartsDP.bind_data` is the hook it would call
-(see docs/baselines.md). Until then ``rdarts-dp`` ramps drop-path only and says so once.
+Drop-path goes through the supernet seam (``supernet.set_drop_path``); cutout through the
+search streams the runner hands over in :meth:`RdartsDP.bind_data` (``BatchStream.set_cutout``).
 """
 from __future__ import annotations
 
@@ -35,9 +34,11 @@ from torch import Tensor, nn
 
 from ..config import RunConfig
 from ..errors import NasbenchEvalError
+from ..options import Option, OptionError
 from ..spaces.spec import SearchSpace
-from .base import Batch, GradientMethod, register
+from .base import Batch, register
 from .darts import Darts2nd
+from .gradient import GradientMethod
 
 PAPER = ("Zela, Elsken, Saikia, Marrakchi, Brox & Hutter, Understanding and Robustifying "
          "Differentiable Architecture Search, ICLR 2020")
@@ -47,12 +48,6 @@ GRID_L2 = (3e-4, 9e-4, 2.7e-3, 8.1e-3, 2.43e-2)
 GRID_DP = (0.0, 0.2, 0.4, 0.6)
 """RobustDARTS's drop-path grid (scripts; its committed logs also hold 0.8)."""
 DP_SCOPES = ("edge", "op")
-
-
-def _number(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise NasbenchEvalError(f"{name} must be a number, got {value!r}")
-    return float(value)
 
 
 def _warn_off_grid(method: str, name: str, value: float, grid: tuple[float, ...]) -> None:
@@ -69,24 +64,20 @@ def linear_ramp(value: float, epoch: int, epochs: int) -> float:
 
 
 class RobustDartsBase(Darts2nd):
-    capturable = False  # not reviewed for CUDA-graph capture (schedules, ramps): runs eagerly
     """DARTS as RobustDARTS runs it: second order by default, ``darts_order=1`` for first."""
 
-    options: dict[str, Any] = {"darts_order": 2, "hvp_r": 0.01}
-    option_help = {
-        "darts_order": "alpha gradient: 2 = unrolled second order (RobustDARTS's scripts use "
-                       "--unrolled), 1 = first order",
-        "hvp_r": "finite-difference radius of the Hessian-vector product",
+    capturable = False  # not reviewed for CUDA-graph capture (schedules, ramps): runs eagerly
+    options = {
+        "darts_order": Option(2, int, "alpha gradient: 2 = unrolled second order "
+                              "(RobustDARTS's scripts use --unrolled), 1 = first order",
+                              choices=(1, 2)),
+        "hvp_r": Darts2nd.options["hvp_r"],
     }
 
     def setup(self, supernet: nn.Module, space: SearchSpace, cfg: RunConfig,
               steps_per_epoch: int) -> None:
         super().setup(supernet, space, cfg, steps_per_epoch)
-        order = self.opts["darts_order"]
-        if isinstance(order, bool) or order not in (1, 2):
-            raise NasbenchEvalError(f"method '{self.name}': darts_order must be 1 or 2, got "
-                                    f"{order!r}")
-        self.darts_order = int(order)
+        self.darts_order = int(self.opts["darts_order"])
 
     def alpha_grads(self, train_batch: Batch, val_batch: Batch) -> tuple[list[Tensor], Tensor]:
         if self.darts_order == 1:
@@ -100,19 +91,16 @@ class RdartsL2(RobustDartsBase):
 
     name = "rdarts-l2"
     paper = PAPER
-    options = {**RobustDartsBase.options, "rdarts_l2": GRID_L2[0]}
-    option_help = {
-        **RobustDartsBase.option_help,
-        "rdarts_l2": "weight decay of w (SGD and the unrolled virtual step); grid "
-                     + ", ".join(f"{g:g}" for g in GRID_L2) + " (3e-4 = RobustDARTS's default)",
+    options = {
+        **RobustDartsBase.options,
+        "rdarts_l2": Option(GRID_L2[0], float, "weight decay of w (SGD and the unrolled virtual "
+                            "step); grid " + ", ".join(f"{g:g}" for g in GRID_L2)
+                            + " (3e-4 = RobustDARTS's default)", minimum=0.0),
     }
 
     def setup(self, supernet: nn.Module, space: SearchSpace, cfg: RunConfig,
               steps_per_epoch: int) -> None:
-        opts = {**self.options, **cfg.method_options}
-        l2 = _number("rdarts_l2", opts["rdarts_l2"])
-        if l2 < 0:
-            raise NasbenchEvalError(f"rdarts_l2 must be >= 0, got {l2:g}")
+        l2 = float(self.resolve_options(cfg)["rdarts_l2"])
         _warn_off_grid(self.name, "rdarts_l2", l2, GRID_L2)
         default_wd = RunConfig.__dataclass_fields__["w_weight_decay"].default
         if cfg.w_weight_decay not in (default_wd, l2):
@@ -131,47 +119,34 @@ class RdartsDP(RobustDartsBase):
 
     name = "rdarts-dp"
     paper = PAPER
-    options = {**RobustDartsBase.options, "rdarts_dp": 0.2, "rdarts_dp_scope": "edge",
-               "rdarts_cutout": None, "rdarts_cutout_prob": 1.0}
-    option_help = {
-        **RobustDartsBase.option_help,
-        "rdarts_dp": "drop-path probability reached in the last epoch (linear ramp from 0); grid "
-                     + ", ".join(f"{g:g}" for g in GRID_DP) + " (0.2 = RobustDARTS's default)",
-        "rdarts_dp_scope": "'edge': drop each edge's mixed output, identity included "
-                           "(RobustDARTS's search model); 'op': each non-identity candidate",
-        "rdarts_cutout": "cutout side in pixels while rdarts_dp > 0 (default: half the image "
-                         "side, 16 on 32x32 as RobustDARTS); 0 = off",
-        "rdarts_cutout_prob": "cutout probability reached in the last epoch (linear ramp)",
+    options = {
+        **RobustDartsBase.options,
+        "rdarts_dp": Option(0.2, float, "drop-path probability reached in the last epoch "
+                            "(linear ramp from 0; < 1); grid "
+                            + ", ".join(f"{g:g}" for g in GRID_DP)
+                            + " (0.2 = RobustDARTS's default)", minimum=0.0),
+        "rdarts_dp_scope": Option("edge", str, "'edge': drop each edge's mixed output, identity "
+                                  "included (RobustDARTS's search model); 'op': each "
+                                  "non-identity candidate", choices=DP_SCOPES),
+        "rdarts_cutout": Option(None, int, "cutout side in pixels while rdarts_dp > 0 (default: "
+                                "half the image side, 16 on 32x32 as RobustDARTS); 0 = off",
+                                minimum=0, none_ok=True),
+        "rdarts_cutout_prob": Option(1.0, float, "cutout probability reached in the last epoch "
+                                     "(linear ramp)", minimum=0.0, maximum=1.0),
     }
 
     def setup(self, supernet: nn.Module, space: SearchSpace, cfg: RunConfig,
               steps_per_epoch: int) -> None:
         super().setup(supernet, space, cfg, steps_per_epoch)
-        if not hasattr(supernet, "drop_path_prob"):
-            raise NasbenchEvalError(
-                f"rdarts-dp needs a supernet with drop-path (drop_path_prob); the supernet of "
-                f"space '{space.name}' (family {space.family}) has none")
-        dp = _number("rdarts_dp", self.opts["rdarts_dp"])
-        if not 0.0 <= dp < 1.0:
-            raise NasbenchEvalError(f"rdarts_dp must be in [0, 1), got {dp:g}")
+        dp = float(self.opts["rdarts_dp"])
+        if dp >= 1.0:  # an exclusive bound, which the schema's inclusive maximum cannot say
+            raise OptionError(f"--rdarts-dp: expected a probability in [0, 1), got {dp:g}")
         _warn_off_grid(self.name, "rdarts_dp", dp, GRID_DP)
-        scope = self.opts["rdarts_dp_scope"]
-        if scope not in DP_SCOPES:
-            raise NasbenchEvalError(f"rdarts_dp_scope must be one of {', '.join(DP_SCOPES)}, "
-                                    f"got {scope!r}")
-        side = self.opts["rdarts_cutout"]
-        if side in (None, "None"):
-            side = None
-        elif isinstance(side, bool) or not isinstance(side, int) or side < 0:
-            raise NasbenchEvalError(f"rdarts_cutout must be an integer >= 0 (pixels), got {side!r}")
-        prob = _number("rdarts_cutout_prob", self.opts["rdarts_cutout_prob"])
-        if not 0.0 <= prob <= 1.0:
-            raise NasbenchEvalError(f"rdarts_cutout_prob must be in [0, 1], got {prob:g}")
-        self.dp, self.dp_scope, self.cutout_side, self.cutout_prob = dp, scope, side, prob
-        self._streams: dict[str, Any] | None = None
-        self._base_augment: dict[str, Any] = {}
-        self._warned_cutout = False
-        self._apply_schedule(0)
+        self.dp, self.dp_scope = dp, self.opts["rdarts_dp_scope"]
+        self.cutout_side: int | None = self.opts["rdarts_cutout"]
+        self.cutout_prob = float(self.opts["rdarts_cutout_prob"])
+        self._streams: dict[str, Any] = {}
+        self._apply_schedule(0)  # a supernet without drop-path refuses here (SupernetSeamError)
 
     # ------------------------------------------------------------------ schedule
     @property
@@ -186,37 +161,26 @@ class RdartsDP(RobustDartsBase):
         return linear_ramp(self.cutout_prob, epoch, self.cfg.epochs) if self.cutout_on else 0.0
 
     def _apply_schedule(self, epoch: int) -> None:
-        self.supernet.drop_path_prob = self.drop_path_at(epoch)
-        self.supernet.drop_path_scope = self.dp_scope
-        if self._streams is None or not self.cutout_on:
+        self.supernet.set_drop_path(self.drop_path_at(epoch), self.dp_scope)
+        if not self.cutout_on:
             return
-        for name, base in self._base_augment.items():
+        for stream in self._streams.values():
             side = self.cutout_side
             if side is None:  # half the image side: RobustDARTS's 16 on 32x32
-                side = max(1, int(self._streams[name].x.shape[-1]) // 2)
-            self._streams[name].augment = dataclasses.replace(
-                base, cutout=side, cutout_prob=self.cutout_prob_at(epoch))
+                side = max(1, stream.image_size[1] // 2)
+            stream.set_cutout(side, self.cutout_prob_at(epoch))
 
     def bind_data(self, streams: dict[str, Any]) -> None:
-        """Receive the run's batch streams (``train``, ``val``, ...) so the cutout ramp can set
-        their augmentation; both search streams get it, as the reference's two loaders share
-        one transform."""
-        self._streams = streams
-        self._base_augment = {k: streams[k].augment for k in ("train", "val") if k in streams}
+        """Receive the run's batch streams so the cutout ramp can set the augmentation of the
+        two search streams (``train``, ``val``), as the reference's two loaders share one
+        transform; ``val_eval`` stays unaugmented."""
+        self._streams = {k: streams[k] for k in ("train", "val") if k in streams}
         self._apply_schedule(self.epoch)
 
     # ------------------------------------------------------------------ protocol
-    def step(self, train_batch: Batch, val_batch: Batch) -> dict[str, Tensor]:
-        if self._streams is None and self.cutout_on and not self._warned_cutout:
-            self._warned_cutout = True
-            warnings.warn("rdarts-dp: the runner does not hand its batch streams to methods "
-                          "(bind_data), so the cutout ramp is not applied; searching with "
-                          "drop-path only", UserWarning, stacklevel=2)
-        return super().step(train_batch, val_batch)
-
     def end_epoch(self, epoch: int) -> dict[str, float]:
         used = {"drop_path_prob": self.drop_path_at(self.epoch)}
-        if self._streams is not None and self.cutout_on:
+        if self._streams and self.cutout_on:
             used["cutout_prob"] = self.cutout_prob_at(self.epoch)
         out = super().end_epoch(epoch)  # advances self.epoch
         self._apply_schedule(self.epoch)

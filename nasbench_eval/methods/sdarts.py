@@ -19,16 +19,16 @@ function here reads a tensor value on the host, so a step never syncs.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import RunConfig
-from ..errors import NasbenchEvalError
+from ..options import Option, OptionError
 from ..spaces.spec import SearchSpace
-from .base import ArchWeights, Batch, GradientMethod, register
+from .base import ArchWeights, Batch, register
+from .gradient import GradientMethod
 
 PAPER = ("Chen & Hsieh, Stabilizing Differentiable Architecture Search via "
          "Perturbation-based Regularization, ICML 2020")
@@ -109,11 +109,12 @@ def pgd_perturbation(loss_fn: WeightsLoss, clean: ArchWeights, eps: float, steps
 class _PerturbedWStep(GradientMethod):
     """Shared by both SDARTS variants: the eps ramp and its logging."""
 
-    options: dict[str, Any] = {"eps_min": 0.03, "eps_max": 0.3}
-    option_help = {
-        "eps_min": "perturbation radius at the first epoch (ramps linearly to eps_max)",
-        "eps_max": "perturbation radius the linear ramp reaches at epoch T (the last epoch "
-                   "uses eps_min + (eps_max - eps_min) * (T-1)/T)",
+    options = {
+        "eps_min": Option(0.03, float, "perturbation radius at the first epoch (ramps "
+                          "linearly to eps_max)", minimum=0.0),
+        "eps_max": Option(0.3, float, "perturbation radius the linear ramp reaches at epoch T "
+                          "(the last epoch uses eps_min + (eps_max - eps_min) * (T-1)/T)",
+                          minimum=0.0),
     }
 
     def setup(self, supernet: nn.Module, space: SearchSpace, cfg: RunConfig,
@@ -121,9 +122,9 @@ class _PerturbedWStep(GradientMethod):
         super().setup(supernet, space, cfg, steps_per_epoch)
         self.eps_min = float(self.opts["eps_min"])
         self.eps_max = float(self.opts["eps_max"])
-        if not 0.0 <= self.eps_min <= self.eps_max:
-            raise NasbenchEvalError(
-                f"method '{self.name}' needs 0 <= eps_min <= eps_max, got eps_min="
+        if self.eps_min > self.eps_max:  # a relation between two options: checked here
+            raise OptionError(
+                f"method '{self.name}' needs --eps-min <= --eps-max, got eps_min="
                 f"{self.eps_min}, eps_max={self.eps_max}")
 
     def eps_at(self, epoch: int) -> float:
@@ -168,22 +169,20 @@ class SdartsADV(_PerturbedWStep):
     name = "sdarts-adv"
     capturable = True
     paper = PAPER
-    options = {**_PerturbedWStep.options, "pgd_steps": 7, "pgd_step_size": None}
-    option_help = {
-        **_PerturbedWStep.option_help,
-        "pgd_steps": "sign-gradient ascent steps of the attack (1 = FGSM-like, cheaper)",
-        "pgd_step_size": "ascent step size (default: 2 * eps / pgd_steps)",
+    options = {
+        **_PerturbedWStep.options,
+        "pgd_steps": Option(7, int, "sign-gradient ascent steps of the attack (1 = FGSM-like, "
+                            "cheaper)", minimum=1),
+        "pgd_step_size": Option(None, float, "ascent step size (default: 2 * eps / pgd_steps)",
+                                positive=True, none_ok=True),
     }
 
     def setup(self, supernet: nn.Module, space: SearchSpace, cfg: RunConfig,
               steps_per_epoch: int) -> None:
         super().setup(supernet, space, cfg, steps_per_epoch)
         self.pgd_steps = int(self.opts["pgd_steps"])
-        if self.pgd_steps < 1:
-            raise NasbenchEvalError(f"pgd_steps must be >= 1, got {self.opts['pgd_steps']}")
         size = self.opts["pgd_step_size"]
-        # the CLI hands a None-default option over as text
-        self.pgd_step_size = None if size is None or size == "None" else float(size)
+        self.pgd_step_size = None if size is None else float(size)
 
     def perturb(self, batch: Batch, clean: ArchWeights, eps: float) -> ArchWeights:
         """The attack on the training loss of ``batch``, with BN on its running statistics

@@ -6,7 +6,8 @@ an edge computes (sampled single paths, partial channels, drop-path) has a sanct
 Architecture weights stay a ``forward`` argument: ``supernet(x, {"normal": W, "reduce": W})``.
 
 A family whose supernet cannot honour a call raises :class:`SupernetSeamError` with a message
-saying which call and why, never an AttributeError.
+saying which call and why, never an AttributeError: :class:`SupernetBase` does that for every
+call a family leaves out.
 """
 from __future__ import annotations
 
@@ -76,4 +77,29 @@ class Supernet(Protocol):
     def set_drop_path(self, prob: float, scope: str = "op") -> None:
         """Drop-path in train mode with probability ``prob`` (0 = off); ``scope`` is the
         family's (DARTS cells: "op" or "edge")."""
+
+
+class SupernetBase(nn.Module):
+    """Base of a family's supernet: every seam call a family does not support refuses with a
+    :class:`SupernetSeamError` naming it, so callers never probe (``hasattr``) for a call.
+
+    A subclass sets ``self.classifier`` (an ``nn.Linear``) and overrides what it supports.
+    """
+
+    def _refuse(self, call: str, why: str) -> SupernetSeamError:
+        return SupernetSeamError(f"the supernet {type(self).__name__} does not support "
+                                 f"{call}: {why}")
+
+    def arch_shapes(self) -> dict[str, tuple[int, ...]]:
+        raise NotImplementedError
+
+    def candidates(self) -> Iterator[Candidate]:
+        raise self._refuse("candidates()", "it does not enumerate its candidate modules")
+
+    def set_edge_forward(self, fn: EdgeForward | None) -> None:
+        if fn is not None:
+            raise self._refuse("set_edge_forward()", "its edges cannot be replaced")
+
+    def set_drop_path(self, prob: float, scope: str = "op") -> None:
+        raise self._refuse("set_drop_path()", "it has no drop-path")
 

@@ -30,7 +30,8 @@ sharpDARTS's blocks), candidates with hooks or parametrizations (MSR's spectral
 normalisation) and BNs whose settings differ within a group run per edge through their own
 modules, inside the same mixing. The plan is built at the cell's first fused forward and
 rebuilt when a candidate gains or loses a hook or parametrization; a hook on a mixed edge, on
-the cell's edge list, or a global module hook makes the cell use the per-edge loop.
+the cell's edge list, a global module hook or a method's edge forward (the supernet seam's
+``set_edge_forward``) makes the cell use the per-edge loop.
 
 The result equals the per-edge loop up to floating-point summation order
 (tests/test_fused_cell.py checks outputs, gradients, Hessian-vector products and BN buffers
@@ -167,10 +168,12 @@ def _global_hooks() -> bool:
         "_global_backward_pre_hooks"))
 
 
-def usable(cell: nn.Module) -> bool:
-    """Whether the fused forward may replace ``cell``'s per-edge loop: no hook that the loop
-    would call on the mixed edges themselves (the candidates' hooks are handled per
-    candidate)."""
+def usable(cell: SearchCell) -> bool:
+    """Whether the fused forward may replace ``cell``'s per-edge loop: no method edge forward
+    (it replaces the mixture the fused path computes) and no hook that the loop would call on
+    the mixed edges themselves (the candidates' hooks are handled per candidate)."""
+    if cell.edge_forward is not None:
+        return False
     edges = cell.edges
     return not (_global_hooks() or _hooked(edges) or any(_hooked(e) for e in edges))
 

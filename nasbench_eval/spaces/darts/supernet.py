@@ -5,13 +5,19 @@ model: a method computes them (softmax, perturbed softmax, Max-W, fixed, one-hot
 the tensors in. That keeps the model free of method branches and the weights differentiable
 or capturable as the method needs.
 
-Drop-path (ScheduledDropPath, used by R-DARTS(DP)) is off unless a method sets
-``DartsSupernet.drop_path_prob`` > 0; it acts in train mode only, with torch's global RNG.
-``drop_path_scope`` says what is dropped: ``"op"`` each non-identity candidate's output (the
+Methods reach the supernet only through the seam of :mod:`.supernet`:
+:meth:`DartsSupernet.candidates` (every candidate module, e.g. MSR's convs),
+``classifier``, :meth:`DartsSupernet.set_edge_forward` (a custom computation of every mixed
+edge: sampled paths, partial channels; the fused cells step aside while one is set) and
+:meth:`DartsSupernet.set_drop_path`. Drop-path (ScheduledDropPath, used by R-DARTS(DP)) is
+off unless a method sets a probability > 0; it acts in train mode only, with torch's global
+RNG. Its scope says what is dropped: ``"op"`` each non-identity candidate's output (the
 convention of DARTS's evaluation network, identity ops are never dropped) or ``"edge"`` the
 whole mixed output of an edge, identity included (RobustDARTS's search model).
 """
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -20,6 +26,7 @@ from .fused_cell import FusedCell
 from .fused_cell import usable as fused_cell_usable
 from .ops import OPS, FactorizedReduce, Identity, ReLUConvBN, build_op
 from .spec import SearchSpace
+from ..supernet import Candidate, EdgeCall, EdgeForward, SupernetBase, SupernetSeamError
 
 DROP_PATH_SCOPES = ("op", "edge")
 
@@ -75,6 +82,11 @@ class SearchCell(nn.Module):
         )
         self.out_channels = c * space.nodes
         self._fused: FusedCell | None = None
+        self.index = 0
+        """Position of this cell in its supernet (set by :class:`DartsSupernet`)."""
+        self.edge_forward: EdgeForward | None = None
+        """A method's computation of every mixed edge (:meth:`DartsSupernet.set_edge_forward`);
+        None: each edge's own weighted sum (and the fused path where enabled)."""
 
     def forward(self, s0: Tensor, s1: Tensor, w: Tensor, drop_prob: float = 0.0,
                 drop_scope: str = "op", fused: bool = False) -> Tensor:
@@ -92,7 +104,7 @@ class SearchCell(nn.Module):
         for _ in range(self.nodes):
             total = None
             for j, h in enumerate(states):
-                y = self.edges[e + j](h, w[e + j], op_prob)
+                y = self._edge(e + j, h, w[e + j], op_prob)
                 if edge_drop:
                     y = drop_path(y, drop_prob)
                 total = y if total is None else total + y
@@ -100,8 +112,18 @@ class SearchCell(nn.Module):
             states.append(total)
         return torch.cat(states[2:], dim=1)
 
+    def _edge(self, e: int, x: Tensor, w: Tensor, op_prob: float) -> Tensor:
+        """Mixed edge ``e`` on ``x``: its own forward, or the method's edge forward."""
+        edge = self.edges[e]
+        if self.edge_forward is None:
+            return edge(x, w, op_prob)
+        call = EdgeCall(self.index, self.cell_type, e, tuple(edge.op_names),
+                        tuple(edge.columns), tuple(edge.ops),
+                        lambda x_, w_: edge(x_, w_, op_prob))
+        return self.edge_forward(call, x, w)
 
-class DartsSupernet(nn.Module):
+
+class DartsSupernet(SupernetBase):
     """Stem, ``layers`` cells (reductions at 1/3 and 2/3 depth), global pool, classifier."""
 
     def __init__(self, space: SearchSpace, channels: int = 16, layers: int = 8,
@@ -127,13 +149,14 @@ class DartsSupernet(nn.Module):
                 c *= 2
             cell = SearchCell(space, "reduce" if reduction else "normal", c_pp, c_p, c,
                               reduction_prev)
+            cell.index = i
             self.cells.append(cell)
             reduction_prev = reduction
             c_pp, c_p = c_p, cell.out_channels
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_p, num_classes)
         self.drop_path_prob: float = 0.0
-        """Drop-path probability in train mode (0: off, no cost); set by a method per epoch."""
+        """Drop-path probability in train mode (0: off, no cost); see :meth:`set_drop_path`."""
         self.drop_path_scope: str = "op"
         """What drop-path drops: ``"op"`` (non-identity candidates) or ``"edge"`` (whole edges)."""
         self.fused_edges: bool = False
@@ -142,6 +165,31 @@ class DartsSupernet(nn.Module):
 
     def arch_shapes(self) -> dict[str, tuple[int, int]]:
         return self.space.arch_shapes()
+
+    # ------------------------------------------------------------------ the supernet seam
+    def candidates(self) -> Iterator[Candidate]:
+        """Every instantiated candidate (``none`` has no module), cell by cell, edge by edge,
+        column by column."""
+        for i, cell in enumerate(self.cells):
+            for e, edge in enumerate(cell.edges):
+                for k, op in zip(edge.columns, edge.ops):
+                    yield Candidate(i, cell.cell_type, e, k, edge.op_names[k], op)
+
+    def set_edge_forward(self, fn: EdgeForward | None) -> None:
+        """Compute every mixed edge as ``fn(EdgeCall, x, w)`` (None: the standard mixture).
+        While one is set, cells run the per-edge loop even with ``fused_edges``."""
+        for cell in self.cells:
+            cell.edge_forward = fn
+
+    def set_drop_path(self, prob: float, scope: str = "op") -> None:
+        """Drop-path with probability ``prob`` in [0, 1) in train mode; ``scope`` ``"op"``
+        (each non-identity candidate) or ``"edge"`` (each edge's mixed output)."""
+        if scope not in DROP_PATH_SCOPES:
+            raise SupernetSeamError(f"drop-path scope must be one of "
+                                    f"{', '.join(DROP_PATH_SCOPES)}, got {scope!r}")
+        if not 0.0 <= prob < 1.0:
+            raise SupernetSeamError(f"drop-path probability must be in [0, 1), got {prob!r}")
+        self.drop_path_prob, self.drop_path_scope = float(prob), scope
 
     def forward(self, x: Tensor, weights: dict[str, Tensor]) -> Tensor:
         p = float(self.drop_path_prob) if self.training else 0.0

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from ...errors import NasbenchEvalError
 from ...nb101.graph import LABELS, MAXPOOL3X3
-from ..supernet import Candidate, EdgeForward, SupernetSeamError
+from ..supernet import Candidate, EdgeForward, SupernetBase, SupernetSeamError
 from .space import Nb101CellSpace
 
 
@@ -98,7 +98,7 @@ class OneShotCell(nn.Module):
         return cat + w_out[0] * self.out_proj(x)
 
 
-class Nb101OneShot(nn.Module):
+class Nb101OneShot(SupernetBase):
     """The NAS-Bench-1Shot1 one-shot network.
 
     Stem 3x3 conv-BN-ReLU to ``channels``; ``layers`` search cells in 3 stacks, a 2x2 max-pool
