@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from nasbench_eval.errors import NasbenchEvalError
 from nasbench_eval.nb101 import tfrecord as tfr
-from nasbench_eval.nb101.commands import data as data_group
-from nasbench_eval.nb101.commands import query as query_cmd
+from nasbench_eval.cli.nb101 import data as data_group
+from nasbench_eval.cli.nb101 import query as query_cmd
 from nasbench_eval.nb101.records import (EvaluationData, ModelMetrics, RecordFormatError,
                                          decode_metrics, decode_record, encode_metrics,
                                          encode_record, encode_varint, metrics_fast)

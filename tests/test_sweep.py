@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from nasbench_eval import sweep as sweep_mod
 from nasbench_eval.config import RunConfig
 from nasbench_eval.sweep import LocalExecutor, SweepError, load_sweep_file, parse_seeds, run_sweep
-from nasbench_eval.sweep_commands import sweep as sweep_cmd
+from nasbench_eval.cli import main as cli_main
 from helpers import read_metrics as metrics
 
 # a search small enough for a test (about a second a run; train_portion 0.9 keeps the
@@ -35,7 +35,7 @@ def expected_run_ids(methods, spaces, seeds, epochs, out, **settings) -> list[st
 
 
 def invoke(*args: str):
-    return CliRunner().invoke(sweep_cmd, [str(a) for a in args])
+    return CliRunner().invoke(cli_main, ["sweep", *(str(a) for a in args)])
 
 
 @pytest.fixture(scope="module")
@@ -177,7 +177,7 @@ def test_killed_sweep_resumes_every_run_exactly_once(tmp_path):
     first, second = (out / i for i in expected_run_ids(["darts"], ["s2"], [0, 1], 3, out,
                                                         train_portion=0.5))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "nasbench_eval.sweep_commands", *args], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "nasbench_eval.cli", "sweep", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 120
