@@ -197,5 +197,8 @@ def _override(spec: SweepSpec, grid: dict[str, Any]) -> SweepSpec:
     base: dict[str, Any] = {"methods": spec.methods or None, "spaces": spec.spaces or None,
                             "datasets": spec.datasets, "seeds": spec.seeds, "out": spec.out,
                             "name": spec.name, **spec.settings, **grid}
-    return SweepSpec.create(**base, options=options, origins=origins)
+    out = SweepSpec.create(**base, options=options, origins=origins)
+    # what could not be read stays a problem unless a new value replaces it
+    out.invalid = {**{k: v for k, v in spec.invalid.items() if k not in grid}, **out.invalid}
+    return out
 
