@@ -47,7 +47,8 @@ def build() -> click.Command:
     @click.option("--max-steps-per-epoch", default=None, type=int, help="Cap steps per epoch (quick looks).")
     @click.option("--oracle", default=_D.oracle, show_default=True,
                   help="Anytime scorer of the derived architecture: auto (NAS-Bench-101 table on "
-                       "1Shot1 spaces when imported, else oneshot), oneshot, nasbench101, train.")
+                       "1Shot1 spaces when imported, else oneshot), oneshot, nasbench101, train "
+                       "(see `list oracles`).")
     @click.option("--oracle-option", "oracle_options", multiple=True, metavar="KEY=VALUE",
                   help="Oracle-specific option (repeatable), e.g. --oracle-option train_epochs=2.")
     @click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
