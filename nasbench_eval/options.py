@@ -163,5 +163,20 @@ def defaults(schema: Schema) -> dict[str, Any]:
     return {k: as_option(opt).default for k, opt in schema.items()}
 
 
+def resolve_given(owner: str, options: Mapping[str, Any], given: Mapping[str, Any]
+                  ) -> dict[str, Any]:
+    """Only the ``given`` options, parsed and checked against ``options`` (a schema or plain
+    defaults), keys with underscores; the defaults are not added.
+
+    For callers that pass the result on as ``method_options``, whose content is part of the
+    run id: an option left at its default must stay absent. An option declared by a plain
+    ``None`` default (untyped, before its method declares an :class:`Option`) is passed on as
+    given."""
+    norm = {str(k).replace("-", "_"): v for k, v in given.items()}
+    untyped = {k: v for k, v in norm.items() if k in options and options[k] is None}
+    parsed = resolve_options(owner, options, {k: v for k, v in norm.items() if k not in untyped})
+    return {k: untyped[k] if k in untyped else parsed[k] for k in norm}
+
+
 __all__ = ["Option", "OptionError", "Schema", "as_option", "as_schema", "defaults", "flag_name",
-           "resolve_options"]
+           "resolve_given", "resolve_options"]

@@ -34,7 +34,8 @@ from .rundir import (CONFIG_FILE, FINISHED, GENOTYPES_FILE, RUNNING, SUMMARY_FIL
                      write_json)
 # re-exported for train.py (the evaluation stage) until it imports them from rundir/execution
 from .rundir import atomic_write, read_summary  # noqa: F401
-from .spaces import SearchSpace, load_space
+from .spaces import load_space
+from .spaces.base import Space
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
 
@@ -45,7 +46,7 @@ class Search:
 
     cfg: RunConfig
     device: torch.device
-    space: SearchSpace
+    space: Space
     data: Dataset
     train: BatchStream
     val: BatchStream

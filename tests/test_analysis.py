@@ -23,7 +23,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 from click.testing import CliRunner  # noqa: E402
 
 from nasbench_eval import analysis as A  # noqa: E402
-from nasbench_eval.analysis.commands import compare_cmd, leaderboard_cmd, plot_cmd  # noqa: E402
+from nasbench_eval.cli.analysis import compare_cmd, leaderboard_cmd, plot_cmd  # noqa: E402
 
 METHODS = ("darts", "sdarts-rs", "maxw")
 SPACES = ("s1", "s2")

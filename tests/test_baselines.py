@@ -25,7 +25,7 @@ from nasbench_eval.methods.darts_es import DartsES, EigenvalueStopRule, full_hes
 from nasbench_eval.methods.rdarts import GRID_DP, GRID_L2, grid_table, select_grid_point
 from nasbench_eval.spaces import DartsSupernet, load_space
 from nasbench_eval.spaces.darts.supernet import MixedEdge, SearchCell
-from nasbench_eval.spaces.ops import OPS
+from nasbench_eval.spaces.darts.ops import OPS
 
 NAMES = ["darts-es", "rdarts-l2", "rdarts-dp", "random-ws"]
 TINY_RUN = dict(dataset="digits", layers=3, channels=4, batch_size=16, max_steps_per_epoch=2,

@@ -26,7 +26,7 @@ def test_list_spaces_shows_ops_and_counts():
 
 def test_list_methods_and_datasets():
     res = invoke("list", "methods")
-    assert res.exit_code == 0 and "darts-2nd" in res.output and "hvp_r" in res.output
+    assert res.exit_code == 0 and "darts-2nd" in res.output and "--hvp-r" in res.output
     res = invoke("list", "datasets")
     assert res.exit_code == 0 and "digits" in res.output and "cifar10" in res.output
 
@@ -40,9 +40,11 @@ def test_unknown_names_list_valid_choices(tmp_path):
     res = invoke("run", "--dataset", "mnist", "--out", str(tmp_path))
     assert "unknown dataset 'mnist'" in res.output and "fashion-mnist" in res.output
     res = invoke("list", "oracles")
-    assert res.exit_code != 0 and "spaces" in res.output
+    assert res.exit_code == 0 and "oneshot" in res.output and "train_epochs=" in res.output
+    res = invoke("list", "oracle")
+    assert res.exit_code != 0 and "No such command 'oracle'" in res.output
     res = invoke("run", "-o", "hvp_r=0.1", "--out", str(tmp_path), *TINY)
-    assert res.exit_code != 0 and "has no option 'hvp_r'" in res.output
+    assert res.exit_code != 0 and "method 'darts' has no option 'hvp_r'" in res.output
     res = invoke("run", "--epochs", "0", "--out", str(tmp_path))
     assert res.exit_code != 0 and "epochs must be a positive integer" in res.output
     assert not any(tmp_path.iterdir())  # bad input creates nothing
@@ -84,3 +86,123 @@ def test_nonsense_step_caps_are_refused(tmp_path):
     res = invoke("run", "--max-steps-per-epoch", "-1", "--out", str(tmp_path))
     assert res.exit_code != 0 and "max_steps_per_epoch must be a positive integer" in res.output
     assert not any(tmp_path.iterdir())
+
+
+# ----------------------------------------------------------------------------- the cli package
+
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+import click  # noqa: E402
+
+from nasbench_eval.cli.common import renamed_option  # noqa: E402
+from nasbench_eval.cli.group import COMMANDS, load_command, short_help  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+PLUGIN = ROOT / "tests" / "fixtures" / "plugins" / "cli_flag_plugin.py"
+
+
+def _python(code: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env.pop("NASBENCH_EVAL_PLUGINS", None)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=300)
+
+
+def test_help_lists_every_command_as_the_command_itself_would():
+    res = invoke("--help")
+    assert res.exit_code == 0 and "--plugin PATH" in res.output
+    for name in COMMANDS:
+        assert f"  {name} " in res.output
+        # the help text kept beside the lazy entry is the command's own
+        assert short_help(name, 200) == load_command(name).get_short_help_str(200), name
+
+
+def test_analysis_and_help_do_not_import_torch():
+    res = _python("import nasbench_eval.analysis, sys; assert 'torch' not in sys.modules")
+    assert res.returncode == 0, res.stderr
+    res = _python("import sys\nfrom nasbench_eval.cli import main\n"
+                  "main(['--help'], standalone_mode=False)\n"
+                  "assert 'torch' not in sys.modules, 'torch imported by --help'")
+    assert res.returncode == 0, res.stderr
+    res = _python("import sys, nasbench_eval, nasbench_eval.sweep\n"
+                  "assert 'torch' not in sys.modules\n"
+                  "from nasbench_eval import RunConfig, run  # the lazy top-level names\n"
+                  "assert RunConfig().method == 'darts' and callable(run)")
+    assert res.returncode == 0, res.stderr
+
+
+def test_plugin_method_gets_typed_flags_on_run_and_sweep():
+    """``--plugin FILE``: the file's method is listed, its options are flags of run and sweep,
+    values are checked by its option schema (errors name the flag), the variable is set for
+    worker processes, and only the given options reach the run's config."""
+    code = f"""
+import os
+from click.testing import CliRunner
+import nasbench_eval.runner as runner
+from nasbench_eval.cli import main
+
+def invoke(*args):
+    return CliRunner().invoke(main, ["--plugin", {str(PLUGIN)!r}, *args])
+
+res = invoke("run", "--help")
+assert res.exit_code == 0, res.output
+assert "--toy-knob INTEGER" in res.output and "[soft|hard]" in res.output, res.output
+assert "how far the toy turns (an integer >= 1)" in " ".join(res.output.split()), res.output
+assert os.environ["NASBENCH_EVAL_PLUGINS"] == {str(PLUGIN)!r}
+res = invoke("sweep", "--help")
+assert res.exit_code == 0 and "--toy-flip [true|false]" in res.output, res.output
+res = invoke("list", "methods")
+assert "cli-flag-toy" in res.output and "--toy-knob" in res.output, res.output
+for args in (["--toy-knob", "0"], ["-o", "toy_knob=0"]):
+    res = invoke("run", "--method", "cli-flag-toy", *args, "--out", "/nonexistent/x")
+    assert res.exit_code != 0 and "--toy-knob: expected an integer >= 1, got 0" in res.output, (
+        res.output)
+seen = []
+runner.run = lambda cfg, resume=False: seen.append(cfg) or (_ for _ in ()).throw(
+    KeyboardInterrupt())
+res = invoke("run", "--method", "cli-flag-toy", "--toy-knob", "5", "--toy-flip", "TRUE",
+             "-o", "toy_mode=hard")
+assert seen[0].method_options == {{"toy_mode": "hard", "toy_knob": 5, "toy_flip": True}}, seen
+res = invoke("--plugin", "/nonexistent/plugin.py", "list", "methods")
+assert res.exit_code != 0 and "plugin /nonexistent/plugin.py does not exist" in res.output
+print("ok")
+"""
+    res = _python(code)
+    assert res.returncode == 0 and "ok" in res.stdout, res.stdout + res.stderr
+
+
+def test_method_flags_are_checked_against_the_chosen_method(tmp_path):
+    res = invoke("run", "--method", "darts", "--pgd-steps", "2", "--out", str(tmp_path))
+    assert res.exit_code != 0 and "method 'darts' has no option 'pgd_steps'" in res.output
+    assert "valid options: (none)" in res.output
+    res = invoke("run", "--method", "msr", "--msr-power-iters", "x", "--out", str(tmp_path))
+    assert res.exit_code != 0 and "'x' is not a valid integer" in res.output
+    res = invoke("run", "--method", "msr", "-o", "msr_power_iters=x", "--out", str(tmp_path))
+    assert res.exit_code != 0 and "--msr-power-iters: expected an integer >= 1, got 'x'" in res.output
+    assert not any(tmp_path.iterdir())
+
+
+def test_old_output_option_spellings_still_work_with_a_hint():
+    @click.command()
+    @renamed_option("--out-dir", "--out", "out")
+    @click.option("--out", default="plots")
+    def cmd(out: str) -> None:
+        click.echo(f"out={out}")
+
+    res = CliRunner().invoke(cmd, ["--out-dir", "figs"])  # output: stdout and stderr
+    assert res.exit_code == 0 and "out=figs\n" in res.output
+    assert "note: --out-dir is now --out (the old spelling still works)\n" in res.output
+    res = CliRunner().invoke(cmd, [])
+    assert res.output == "out=plots\n"
+    for name in ("plot", "fidelity"):
+        res = invoke(name, "--help")
+        assert "--out " in res.output and "--out-dir" not in res.output, res.output
+
+
+def test_python_dash_m_runs_the_cli():
+    res = subprocess.run([sys.executable, "-m", "nasbench_eval.cli", "list", "datasets"],
+                         capture_output=True, text=True, cwd=ROOT,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=300)
+    assert res.returncode == 0 and "digits" in res.stdout, res.stderr

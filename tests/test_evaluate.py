@@ -10,7 +10,7 @@ from torch import nn
 
 import nasbench_eval
 from nasbench_eval.errors import NasbenchEvalError, RunDirError
-from nasbench_eval.evaluate_commands import evaluate as evaluate_cmd
+from nasbench_eval.cli.evaluate import evaluate as evaluate_cmd
 from nasbench_eval.spaces.darts.genotype import Genotype
 from nasbench_eval.spaces.darts.ops import FactorizedReduce, Identity
 from nasbench_eval.evaluation import (EvalConfig, count_macs, count_parameters, evaluate,

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from nasbench_eval.spaces.darts import dwconv
 from nasbench_eval.spaces.darts.dwconv import depthwise_conv2d
-from nasbench_eval.spaces.spec import load_space
+from nasbench_eval.spaces.registry import load_space
 from nasbench_eval.spectral import spectral_normalize_conv
 
 

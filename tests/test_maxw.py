@@ -15,8 +15,8 @@ from nasbench_eval.methods import create_method, load_all, method_class
 from nasbench_eval.methods.base import method_description
 from nasbench_eval.methods.maxw import MaxWMixing
 from nasbench_eval.spaces import DartsSupernet, load_space
-from nasbench_eval.spaces.genotype import derive_genotype
-from nasbench_eval.spaces.ops import OPS, SharpSepConv, build_op
+from nasbench_eval.spaces.darts.genotype import derive_genotype
+from nasbench_eval.spaces.darts.ops import OPS, SharpSepConv, build_op
 
 # sharpDARTS Table 1, row by row
 TABLE_1 = ("none", "avg_pool_3x3", "max_pool_3x3", "skip_connect", "sharp_sep_conv_3x3",

@@ -14,7 +14,7 @@ from nasbench_eval.methods import (METHODS, GradientMethod, Method, WeightTraini
 from nasbench_eval.options import Option, OptionError
 from nasbench_eval.registry import Registry
 from nasbench_eval.spaces import load_space
-from nasbench_eval.spaces.darts_cell import DartsSupernet
+from nasbench_eval.spaces.darts.supernet import DartsSupernet
 from nasbench_eval.spaces.supernet import Candidate, EdgeCall, SupernetSeamError
 
 BUILTIN = ["darts", "darts-2nd", "darts-es", "maxw", "msr", "random-ws", "rdarts-dp",

@@ -17,7 +17,7 @@ from nasbench_eval.errors import NasbenchEvalError
 from nasbench_eval.methods import GradientMethod, create_method
 from nasbench_eval.resolve import resolve_config
 from nasbench_eval.spaces import DartsSupernet, SearchSpace, load_space
-from nasbench_eval.spaces.genotype import discrete_weights
+from nasbench_eval.spaces.darts.genotype import discrete_weights
 from nasbench_eval.spectral import (
     conv_stable_rank,
     operator_singular_values,

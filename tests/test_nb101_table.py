@@ -13,8 +13,8 @@ from click.testing import CliRunner
 
 from nasbench_eval.errors import NasbenchEvalError
 from nasbench_eval.nb101 import tfrecord as tfr
-from nasbench_eval.nb101.commands import data as data_group
-from nasbench_eval.nb101.commands import query as query_cmd
+from nasbench_eval.cli.nb101 import data as data_group
+from nasbench_eval.cli.nb101 import query as query_cmd
 from nasbench_eval.nb101.records import (EvaluationData, ModelMetrics, RecordFormatError,
                                          decode_metrics, decode_record, encode_metrics,
                                          encode_record, encode_varint, metrics_fast)
@@ -410,7 +410,7 @@ def test_cli_import_and_query(only108, tmp_path, monkeypatch):
             return ModelSpec(spec["matrix"], spec["ops"])
 
     fake_space = SimpleNamespace(genotype_from_dict=lambda d_: FakeGenotype())
-    monkeypatch.setattr("nasbench_eval.spaces.spec.load_space", lambda name: fake_space)
+    monkeypatch.setattr("nasbench_eval.spaces.registry.load_space", lambda name: fake_space)
     r = runner.invoke(query_cmd, ["--space", "nb1shot1-2", "--genotype", "{}", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["hash"] == h
@@ -449,7 +449,7 @@ def test_oracle_nasbench101(only108, tmp_path):
 def test_query_space_genotype_with_a_real_nb1shot1_space(tmp_path):
     """`query --space nb1shot1-2 --genotype` through the space's own genotype -> spec mapping
     (skipped while that space is not available)."""
-    from nasbench_eval.spaces.spec import load_space
+    from nasbench_eval.spaces.registry import load_space
 
     try:
         space = load_space("nb1shot1-2")

@@ -20,6 +20,6 @@ def test_wheel_contains_space_specs(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for space in ("darts", "s1", "s2", "s3", "s4", "sharpdarts"):
         assert f"nasbench_eval/_spec_files/{space}.toml" in names
-    assert "nasbench_eval/cli.py" in names
+    assert "nasbench_eval/cli/__init__.py" in names and "nasbench_eval/sweep/__init__.py" in names
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "nasbench-eval = nasbench_eval.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()

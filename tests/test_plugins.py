@@ -24,7 +24,7 @@ from nasbench_eval.methods import create_method, method_class
 from nasbench_eval.options import Option, OptionError
 from nasbench_eval.registry import PLUGINS_ENV, load_plugins
 from nasbench_eval.spaces import load_space
-from nasbench_eval.spaces.darts_cell import DartsSupernet
+from nasbench_eval.spaces.darts.supernet import DartsSupernet
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGINS = Path(__file__).resolve().parent / "fixtures" / "plugins"

@@ -16,7 +16,7 @@ from nasbench_eval import sweep as sweep_mod
 from nasbench_eval.config import RunConfig
 from nasbench_eval.resolve import resolve_config
 from nasbench_eval.sweep import LocalExecutor, SweepError, load_sweep_file, parse_seeds, run_sweep
-from nasbench_eval.sweep_commands import sweep as sweep_cmd
+from nasbench_eval.cli import main as cli_main
 from helpers import read_metrics as metrics
 
 # a search small enough for a test (about a second a run; train_portion 0.9 keeps the
@@ -36,7 +36,7 @@ def expected_run_ids(methods, spaces, seeds, epochs, out, **settings) -> list[st
 
 
 def invoke(*args: str):
-    return CliRunner().invoke(sweep_cmd, [str(a) for a in args])
+    return CliRunner().invoke(cli_main, ["sweep", *(str(a) for a in args)])
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +178,7 @@ def test_killed_sweep_resumes_every_run_exactly_once(tmp_path):
     first, second = (out / i for i in expected_run_ids(["darts"], ["s2"], [0, 1], 3, out,
                                                         train_portion=0.5))
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "nasbench_eval.sweep_commands", *args], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "nasbench_eval.cli", "sweep", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.time() + 120
@@ -377,3 +377,67 @@ class _Capture:
 
     def isatty(self) -> bool:
         return False
+
+
+# ----------------------------------------------------------------------------- the sweep package
+
+def test_toml_sweep_files_load_with_tomli_where_tomllib_is_missing(tmp_path, monkeypatch):
+    """Python 3.10 has no tomllib: the sweep file is read with the tomli backport."""
+    tomli = pytest.importorskip("tomli", reason="tomli is not installed (pip install tomli)")
+    from nasbench_eval.sweep.spec import toml_module
+
+    f = tmp_path / "study.toml"
+    f.write_text('methods = ["darts"]\nspaces = "s2,s3"\nseeds = "0-2"\n[options]\nhvp_r = 0.1\n')
+    monkeypatch.setitem(sys.modules, "tomllib", None)  # `import tomllib` raises ImportError
+    assert toml_module() is tomli
+    spec, _ = load_sweep_file(f)
+    assert spec.spaces == ["s2", "s3"] and spec.seeds == [0, 1, 2]
+    assert spec.options == {"hvp_r": 0.1}
+    f.write_text("methods = [\n")
+    with pytest.raises(SweepError, match="not valid TOML"):
+        load_sweep_file(f)
+    monkeypatch.setitem(sys.modules, "tomli", None)
+    with pytest.raises(SweepError, match="pip install tomli"):
+        load_sweep_file(f)
+
+
+def test_a_bad_seed_range_does_not_hide_the_other_problems(tmp_path):
+    res = invoke("--methods", "dartz", "--spaces", "s2", "--seeds", "9-3", "--out", tmp_path / "r")
+    assert res.exit_code != 0 and "2 problems" in res.output, res.output
+    assert "--seeds: empty seed range '9-3'" in res.output and "'dartz'" in res.output
+    f = tmp_path / "study.toml"
+    f.write_text('methods = ["darts"]\nspaces = ["s9"]\nseeds = "4-2"\nepoch = 3\nname = 5\n')
+    res = invoke(f, "--out", tmp_path / "r")
+    assert res.exit_code != 0 and "4 problems" in res.output, res.output
+    for message in ("field 'epoch': unknown field", "field 'seeds': empty seed range",
+                    "field 'name': expected a string", "unknown space 's9'"):
+        assert message in res.output, message
+    assert not (tmp_path / "r").exists()
+
+
+def test_method_options_are_checked_by_each_methods_schema(tmp_path):
+    res = invoke("--methods", "darts,sdarts-adv,sdarts-rs", "--spaces", "s2", "-o",
+                 "pgd_steps=x", "-o", "eps_min=big", "--out", tmp_path / "r")
+    assert res.exit_code != 0 and "2 problems" in res.output, res.output
+    assert "--option: option 'pgd_steps': --pgd-steps: expected an integer >= 1, got 'x'" in res.output
+    # eps_min is an option of two methods of the grid: reported once
+    assert res.output.count("option 'eps_min'") == 1
+    spec = sweep_mod.SweepSpec.create(methods="darts,sdarts-adv", spaces="s2",
+                                      options={"pgd_steps": 2.0, "hvp_r": 0.5}, epochs=1)
+    with pytest.raises(SweepError, match="option 'hvp_r' belongs to no method"):
+        sweep_mod.validate(spec)
+    spec.options = {"pgd_steps": 2.0}
+    darts, adv = sweep_mod.validate(spec)
+    assert darts.config.method_options == {}  # darts has no pgd_steps: its run id is unchanged
+    assert adv.config.method_options == {"pgd_steps": 2}  # parsed by the schema (an int)
+
+
+def test_executors_are_a_registry():
+    from nasbench_eval.sweep import EXECUTORS, make_executor
+
+    assert EXECUTORS.names() == ["local", "ray"]
+    assert isinstance(make_executor("local", workers=2), LocalExecutor)
+    with pytest.raises(SweepError, match="unknown executor 'slurm'; valid choices: local, ray"):
+        make_executor("slurm")
+    with pytest.raises(SweepError, match="workers is only for --executor local"):
+        make_executor("ray", workers=2)

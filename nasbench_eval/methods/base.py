@@ -26,8 +26,8 @@ from torch import Tensor, nn
 from ..config import RunConfig
 from ..options import Option, resolve_options
 from ..registry import Registry
-from ..spaces.genotype import Genotype
-from ..spaces.spec import SearchSpace
+from ..spaces.base import Genotype
+from ..spaces.base import Space
 
 Batch = tuple[Tensor, Tensor]
 ArchWeights = dict[str, Tensor]
@@ -73,7 +73,7 @@ class Method:
         return method_description(cls)
 
     # ------------------------------------------------------------------ before the search
-    def adapt_space(self, space: SearchSpace) -> SearchSpace:
+    def adapt_space(self, space: Space) -> Space:
         """The space this method searches, given the requested one: unchanged (default),
         restricted (e.g. MSR keeps only convolutions) or refused with a clear error. Called
         before the supernet is built, also by sweeps to check a grid."""
@@ -84,7 +84,7 @@ class Method:
         parsed and checked (an error names the flag, an unknown key lists the valid ones)."""
         return resolve_options(f"method '{self.name}'", self.options, cfg.method_options)
 
-    def setup(self, supernet: nn.Module, space: SearchSpace, cfg: RunConfig,
+    def setup(self, supernet: nn.Module, space: Space, cfg: RunConfig,
               steps_per_epoch: int) -> None:
         """Build optimizers and schedules; called once before the first step. The default
         keeps the arguments and resolves ``self.opts``; overrides call it first."""

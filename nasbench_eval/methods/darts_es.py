@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from ..config import RunConfig
 from ..options import Option
-from ..spaces.spec import SearchSpace
+from ..spaces.base import Space
 from .base import Batch, register
 from .rdarts import PAPER, RobustDartsBase
 
@@ -182,7 +182,7 @@ class DartsES(RobustDartsBase):
                                  ">= this", minimum=0),
     }
 
-    def setup(self, supernet: nn.Module, space: SearchSpace, cfg: RunConfig,
+    def setup(self, supernet: nn.Module, space: Space, cfg: RunConfig,
               steps_per_epoch: int) -> None:
         super().setup(supernet, space, cfg, steps_per_epoch)
         o = self.opts

@@ -17,8 +17,8 @@ from torch import Tensor, nn
 
 from ..config import RunConfig
 from ..hessian import dominant_eigenvalue
-from ..spaces.genotype import Genotype
-from ..spaces.spec import SearchSpace
+from ..spaces.base import Genotype
+from ..spaces.base import Space
 from .base import ArchWeights, Batch, Mixing
 from .weights import WeightTraining
 
@@ -39,7 +39,7 @@ class GradientMethod(WeightTraining):
         """alphas -> mixing weights; every forward of this method mixes through it."""
         self.alphas: ArchWeights = {}
 
-    def setup(self, supernet: nn.Module, space: SearchSpace, cfg: RunConfig,
+    def setup(self, supernet: nn.Module, space: Space, cfg: RunConfig,
               steps_per_epoch: int) -> None:
         self.supernet = supernet
         device = next(supernet.parameters()).device

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
-from ..spaces.genotype import Genotype
+from ..spaces.base import Genotype
 from .base import ArchWeights, register
 from .gradient import GradientMethod
 

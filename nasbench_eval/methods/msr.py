@@ -29,9 +29,9 @@ from torch import Tensor, nn
 
 from ..config import RunConfig
 from ..errors import NasbenchEvalError
-from ..spaces.genotype import Genotype, Pair
-from ..spaces.ops import OPS
-from ..spaces.spec import CELL_TYPES, SearchSpace
+from ..spaces.darts.genotype import Genotype, Pair
+from ..spaces.darts.ops import OPS
+from ..spaces.darts.spec import CELL_TYPES, SearchSpace
 from ..spectral import conv_stable_rank, raw_weight, spectral_norm_of, spectral_normalize_conv
 from ..options import Option
 from .base import ArchWeights, register

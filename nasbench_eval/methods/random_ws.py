@@ -34,7 +34,7 @@ from torch import Tensor, nn
 
 from ..config import RunConfig
 from ..errors import NasbenchEvalError
-from ..spaces.spec import SearchSpace
+from ..spaces.base import Space
 from ..options import Option
 from .base import ArchWeights, Batch, register
 from .weights import WeightTraining
@@ -72,7 +72,7 @@ class RandomWS(WeightTraining):
         self._screen: list[Batch] | None = None
 
     # ------------------------------------------------------------------ space
-    def adapt_space(self, space: SearchSpace) -> SearchSpace:
+    def adapt_space(self, space: Space) -> Space:
         if not callable(getattr(space, "sample_genotype", None)):
             raise NasbenchEvalError(
                 f"method 'random-ws' draws architectures with the space's sample_genotype(), "
@@ -80,7 +80,7 @@ class RandomWS(WeightTraining):
         return space
 
     # ------------------------------------------------------------------ setup
-    def setup(self, supernet: nn.Module, space: SearchSpace, cfg: RunConfig,
+    def setup(self, supernet: nn.Module, space: Space, cfg: RunConfig,
               steps_per_epoch: int) -> None:
         super().setup(supernet, space, cfg, steps_per_epoch)
         self._gen = self._path_generator(0)

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from ..config import RunConfig
 from ..errors import NasbenchEvalError
 from ..options import Option, OptionError
-from ..spaces.spec import SearchSpace
+from ..spaces.base import Space
 from .base import Batch, register
 from .darts import Darts2nd
 from .gradient import GradientMethod
@@ -74,7 +74,7 @@ class RobustDartsBase(Darts2nd):
         "hvp_r": Darts2nd.options["hvp_r"],
     }
 
-    def setup(self, supernet: nn.Module, space: SearchSpace, cfg: RunConfig,
+    def setup(self, supernet: nn.Module, space: Space, cfg: RunConfig,
               steps_per_epoch: int) -> None:
         super().setup(supernet, space, cfg, steps_per_epoch)
         self.darts_order = int(self.opts["darts_order"])
@@ -98,7 +98,7 @@ class RdartsL2(RobustDartsBase):
                             + " (3e-4 = RobustDARTS's default)", minimum=0.0),
     }
 
-    def setup(self, supernet: nn.Module, space: SearchSpace, cfg: RunConfig,
+    def setup(self, supernet: nn.Module, space: Space, cfg: RunConfig,
               steps_per_epoch: int) -> None:
         l2 = float(self.resolve_options(cfg)["rdarts_l2"])
         _warn_off_grid(self.name, "rdarts_l2", l2, GRID_L2)
@@ -135,7 +135,7 @@ class RdartsDP(RobustDartsBase):
                                      "(linear ramp)", minimum=0.0, maximum=1.0),
     }
 
-    def setup(self, supernet: nn.Module, space: SearchSpace, cfg: RunConfig,
+    def setup(self, supernet: nn.Module, space: Space, cfg: RunConfig,
               steps_per_epoch: int) -> None:
         super().setup(supernet, space, cfg, steps_per_epoch)
         dp = float(self.opts["rdarts_dp"])
@@ -146,7 +146,9 @@ class RdartsDP(RobustDartsBase):
         self.cutout_side: int | None = self.opts["rdarts_cutout"]
         self.cutout_prob = float(self.opts["rdarts_cutout_prob"])
         self._streams: dict[str, Any] = {}
-        self._apply_schedule(0)  # a supernet without drop-path refuses here (SupernetSeamError)
+        if dp > 0:  # a supernet without drop-path refuses now (SupernetSeamError), not later
+            supernet.set_drop_path(dp, self.dp_scope)
+        self._apply_schedule(0)
 
     # ------------------------------------------------------------------ schedule
     @property

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from ..config import RunConfig
 from ..options import Option, OptionError
-from ..spaces.spec import SearchSpace
+from ..spaces.base import Space
 from .base import ArchWeights, Batch, register
 from .gradient import GradientMethod
 
@@ -117,7 +117,7 @@ class _PerturbedWStep(GradientMethod):
                           minimum=0.0),
     }
 
-    def setup(self, supernet: nn.Module, space: SearchSpace, cfg: RunConfig,
+    def setup(self, supernet: nn.Module, space: Space, cfg: RunConfig,
               steps_per_epoch: int) -> None:
         super().setup(supernet, space, cfg, steps_per_epoch)
         self.eps_min = float(self.opts["eps_min"])
@@ -177,7 +177,7 @@ class SdartsADV(_PerturbedWStep):
                                 positive=True, none_ok=True),
     }
 
-    def setup(self, supernet: nn.Module, space: SearchSpace, cfg: RunConfig,
+    def setup(self, supernet: nn.Module, space: Space, cfg: RunConfig,
               steps_per_epoch: int) -> None:
         super().setup(supernet, space, cfg, steps_per_epoch)
         self.pgd_steps = int(self.opts["pgd_steps"])

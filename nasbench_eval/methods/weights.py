@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from ..config import RunConfig
 from ..schedules import lr_at
-from ..spaces.spec import SearchSpace
+from ..spaces.base import Space
 from .base import ArchWeights, Batch, Method
 
 
@@ -35,7 +35,7 @@ class WeightTraining(Method):
         self.train_weights: ArchWeights = {}
         """The mixing weights of the w step for a method that ignores alpha."""
 
-    def setup(self, supernet: nn.Module, space: SearchSpace, cfg: RunConfig,
+    def setup(self, supernet: nn.Module, space: Space, cfg: RunConfig,
               steps_per_epoch: int) -> None:
         super().setup(supernet, space, cfg, steps_per_epoch)
         self.w_params = [p for p in supernet.parameters() if p.requires_grad]

@@ -1,5 +1,5 @@
 """Source-fused execution of a DARTS search cell: the arithmetic of the per-edge loop in
-:class:`~nasbench_eval.spaces.darts_cell.SearchCell`, in fewer and larger kernels.
+:class:`~nasbench_eval.spaces.darts.supernet.SearchCell`, in fewer and larger kernels.
 
 Why: at search sizes a step's time is mostly the fixed cost of ~24,000 small kernels
 (docs/speed.md), not arithmetic. In a cell every state feeds up to four edges, and those

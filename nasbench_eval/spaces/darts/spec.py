@@ -132,7 +132,7 @@ class SearchSpace:
         return DartsSupernet(self, channels, layers, num_classes, in_channels)
 
     def derive(self, weights: dict[str, Any]):
-        """The DARTS rule: see :func:`nasbench_eval.spaces.genotype.derive_genotype`."""
+        """The DARTS rule: see :func:`nasbench_eval.spaces.darts.genotype.derive_genotype`."""
         from .genotype import derive_genotype
 
         return derive_genotype(self, weights)

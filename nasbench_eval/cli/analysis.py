@@ -1,4 +1,4 @@
-"""Click commands ``leaderboard``, ``compare`` and ``plot``, added to the main CLI group.
+"""``nasbench-eval leaderboard | compare | plot | fidelity``: thin over :mod:`nasbench_eval.analysis`.
 
 Kept light at import time (pandas, scipy and matplotlib load inside the commands), so that
 ``nasbench-eval --help`` stays fast.
@@ -12,8 +12,8 @@ from typing import Any
 import click
 
 from ..errors import NasbenchEvalError
+from .common import CONTEXT, renamed_option
 
-_CTX = {"max_content_width": 110, "help_option_names": ["-h", "--help"]}
 _METRIC_HELP = ("final (last epoch's anytime test error, finished runs), best (lowest over the "
                 "epochs, finished runs), anytime-at-E (after E search epochs, every run that "
                 "got there) or evaluated (the final architecture retrained from scratch by "
@@ -33,7 +33,7 @@ def _results_arg(fn: Callable) -> Callable:
 
 
 def _load(results: tuple[str, ...], skip_bad: bool, quiet: bool):
-    from . import load_runs
+    from ..analysis import load_runs
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -58,7 +58,7 @@ def _run(body: Callable[[], Any]) -> Any:
         raise click.ClickException(str(exc)) from None
 
 
-@click.command(name="leaderboard", context_settings=_CTX)
+@click.command(name="leaderboard", context_settings=CONTEXT)
 @_results_arg
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Write the long table to this CSV, plus <stem>-wide.csv (methods x spaces) "
@@ -88,7 +88,7 @@ def leaderboard_cmd(results: tuple[str, ...], metric: str, skip_bad: bool, quiet
     mean rank within each (space, dataset) block.
     """
     def body() -> None:
-        from . import format_leaderboard, leaderboard, write_leaderboard
+        from ..analysis import format_leaderboard, leaderboard, write_leaderboard
 
         runs = _load(results, skip_bad, quiet)
         baselines: Any = (baselines_dir or True) if with_baselines else None
@@ -105,7 +105,7 @@ def leaderboard_cmd(results: tuple[str, ...], metric: str, skip_bad: bool, quiet
     _run(body)
 
 
-@click.command(name="compare", context_settings=_CTX)
+@click.command(name="compare", context_settings=CONTEXT)
 @_results_arg
 @click.option("--alpha", default=0.05, show_default=True, type=float,
               help="Significance level (after Holm correction for the pairwise tests).")
@@ -130,7 +130,7 @@ def compare_cmd(results: tuple[str, ...], metric: str, skip_bad: bool, quiet: bo
     critical difference. Says in words which differences are significant.
     """
     def body() -> None:
-        from . import compare, format_compare
+        from ..analysis import compare, format_compare
 
         runs = _load(results, skip_bad, quiet)
         res = compare(runs, metric, alpha=alpha, paired=paired, blocks=blocks)
@@ -142,7 +142,8 @@ def compare_cmd(results: tuple[str, ...], metric: str, skip_bad: bool, quiet: bo
     _run(body)
 
 
-@click.command(name="plot", context_settings=_CTX)
+@click.command(name="plot", context_settings=CONTEXT)
+@renamed_option("--out-dir", "--out", "out")
 @_results_arg
 @click.option("--kind", "kinds", multiple=True, default=("all",), show_default=True,
               type=click.Choice(["all", "anytime", "hessian", "seeds", "cd", "param-free"]),
@@ -150,8 +151,8 @@ def compare_cmd(results: tuple[str, ...], metric: str, skip_bad: bool, quiet: bo
                    "hessian: dominant Hessian eigenvalue vs epoch; seeds: per-seed final "
                    "errors with boxes; cd: critical-difference diagram; param-free: "
                    "parameter-free op fraction.")
-@click.option("--out-dir", default="plots", show_default=True, type=click.Path(file_okay=False),
-              help="Where <kind>.png and <kind>.pdf go.")
+@click.option("--out", default="plots", show_default=True, type=click.Path(file_okay=False),
+              help="Directory where <kind>.png and <kind>.pdf go.")
 @click.option("--alpha", default=0.05, show_default=True, type=float,
               help="Significance level of the critical-difference diagram.")
 @click.option("--blocks", type=click.Choice(["auto", "problem", "seed"]), default="auto",
@@ -159,19 +160,19 @@ def compare_cmd(results: tuple[str, ...], metric: str, skip_bad: bool, quiet: bo
 @click.option("--format", "formats", default="png,pdf", show_default=True,
               help="Comma-separated file formats.")
 def plot_cmd(results: tuple[str, ...], metric: str, skip_bad: bool, quiet: bool,
-             kinds: tuple[str, ...], out_dir: str, alpha: float, blocks: str,
+             kinds: tuple[str, ...], out: str, alpha: float, blocks: str,
              formats: str) -> None:
     """Figures (PNG + PDF) from the runs under RESULTS, errors in %, seeds counted in titles."""
     def body() -> None:
         import matplotlib
 
         matplotlib.use("Agg")
-        from . import PLOT_KINDS, make_plots
+        from ..analysis import PLOT_KINDS, make_plots
 
         runs = _load(results, skip_bad, quiet)
         explicit = "all" not in kinds
         chosen = list(kinds) if explicit else list(PLOT_KINDS)
-        written, skipped = make_plots(runs, chosen, out_dir, metric=metric, alpha=alpha,
+        written, skipped = make_plots(runs, chosen, out, metric=metric, alpha=alpha,
                                       blocks=blocks, strict=explicit,
                                       formats=[f.strip() for f in formats.split(",") if f.strip()],
                                       progress=False if quiet else None)
@@ -183,22 +184,23 @@ def plot_cmd(results: tuple[str, ...], metric: str, skip_bad: bool, quiet: bool,
     _run(body)
 
 
-@click.command(name="fidelity", context_settings=_CTX)
+@click.command(name="fidelity", context_settings=CONTEXT)
+@renamed_option("--out-dir", "--out", "out")
 @click.argument("results", nargs=-1, required=True,
                 type=click.Path(exists=True, dir_okay=True, file_okay=True))
-@click.option("--out-dir", default=".", show_default=True, type=click.Path(file_okay=False),
-              help="Where fidelity.md, fidelity.csv, fidelity-tests.csv and "
+@click.option("--out", default=".", show_default=True, type=click.Path(file_okay=False),
+              help="Directory where fidelity.md, fidelity.csv, fidelity-tests.csv and "
                    "fidelity-runs.csv go.")
 @click.option("--quiet", is_flag=True, help="Only the file names.")
-def fidelity_cmd(results: tuple[str, ...], out_dir: str, quiet: bool) -> None:
+def fidelity_cmd(results: tuple[str, ...], out: str, quiet: bool) -> None:
     """Does a study behave as the papers say? Per (space, method): parameter-free share of
     the normal cell (first -> final epoch) and Hessian eigenvalue growth, mean +- std over
     seeds, beside the published direction; DARTS vs SDARTS-ADV Mann-Whitney p-values,
     Holm-corrected."""
     def body() -> None:
-        from .fidelity import write_fidelity
+        from ..analysis.fidelity import write_fidelity
 
-        files = write_fidelity(results, out_dir)
+        files = write_fidelity(results, out)
         if not quiet:
             click.echo(files[-1].read_text())
         for f in files:

@@ -1,8 +1,4 @@
-"""``nasbench-eval evaluate``: a thin click layer over :func:`nasbench_eval.evaluation.evaluate`.
-
-A standalone command (``main.add_command(evaluate)`` wires it into the CLI group); it also
-runs alone as ``python -m nasbench_eval.evaluate_commands``.
-"""
+"""``nasbench-eval evaluate``: a thin click layer over :func:`nasbench_eval.evaluation.evaluate`."""
 from __future__ import annotations
 
 import sys
@@ -10,10 +6,11 @@ from typing import Any
 
 import click
 
-from .errors import NasbenchEvalError
+from ..errors import NasbenchEvalError
+from .common import CONTEXT
 
 
-@click.command(context_settings={"max_content_width": 110, "help_option_names": ["-h", "--help"]})
+@click.command(name="evaluate", context_settings=CONTEXT)
 @click.argument("run_dir", required=False, type=click.Path(file_okay=False))
 @click.option("--genotype", "genotype_json", metavar="JSON",
               help="Evaluate this genotype instead of a run's: JSON text or a path to a JSON "
@@ -57,7 +54,7 @@ def evaluate(run_dir: str | None, genotype_json: str | None, space: str | None, 
     nasbench-eval evaluate --genotype darts_v2.json --dataset cifar10 --device cuda
     nasbench-eval evaluate RUN_DIR --resume                       # after an interruption
     """
-    from .evaluation import evaluate as run_evaluation, read_evaluation
+    from ..evaluation import evaluate as run_evaluation, read_evaluation
 
     if (run_dir is None) == (genotype_json is None):
         raise click.UsageError("give either RUN_DIR or --genotype JSON (exactly one)")
@@ -82,6 +79,3 @@ def evaluate(run_dir: str | None, genotype_json: str | None, space: str | None, 
         click.echo(f"final test error: {doc['final_test_error']:.4f}  (best "
                    f"{doc['best_test_error']:.4f})")
 
-
-if __name__ == "__main__":  # pragma: no cover
-    evaluate()

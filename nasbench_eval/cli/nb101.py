@@ -1,7 +1,6 @@
-"""Click commands for the NAS-Bench-101 table: ``data import-nasbench101`` and ``query``.
+"""``nasbench-eval data import-nasbench101`` and ``query``: the NAS-Bench-101 table.
 
-Standalone so the main CLI only needs ``main.add_command(data)`` and
-``main.add_command(query)``. Heavy imports happen inside the commands.
+Heavy imports happen inside the commands.
 """
 from __future__ import annotations
 
@@ -35,7 +34,7 @@ def import_nasbench101_cmd(path: str, cache: str | None, quiet: bool) -> None:
     No TensorFlow needed; every record's CRC is checked. Run it once: later loads take well
     under a second.
     """
-    from .table import import_nasbench101
+    from ..nb101.table import import_nasbench101
 
     try:
         report = import_nasbench101(path, cache=cache, progress=not quiet)
@@ -82,7 +81,7 @@ def query(hash_: str | None, spec: str | None, space: str | None, genotype: str 
                                "--space S --genotype JSON")
     if (space is None) != (genotype is None):
         raise click.UsageError("--space and --genotype go together")
-    from .table import load_table, spec_hash
+    from ..nb101.table import load_table, spec_hash
 
     try:
         source: dict[str, Any] = {}
@@ -93,7 +92,7 @@ def query(hash_: str | None, spec: str | None, space: str | None, genotype: str 
             h = spec_hash(d)
             source["spec"] = d
         else:
-            from ..spaces.spec import load_space
+            from ..spaces.registry import load_space
 
             g = load_space(space).genotype_from_dict(_json_arg(genotype, "--genotype"))
             ms = g.to_model_spec()

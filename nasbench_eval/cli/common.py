@@ -1,0 +1,159 @@
+"""Pieces shared by the commands: ``KEY=VALUE`` parsing, the method flags, errors, renamed options.
+
+Method options become ``--flags`` generated from the method registry (plugins included) and
+each method's option schema, so no command has per-method code, and every value, from a flag,
+``-o KEY=VALUE`` or a sweep file, is parsed and checked by :mod:`nasbench_eval.options`.
+"""
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+import click
+
+from ..options import Option, as_schema, flag_name, resolve_given
+
+CONTEXT = {"max_content_width": 110, "help_option_names": ["-h", "--help"]}
+
+
+def fail(exc: Exception) -> NoReturn:
+    """An expected error (bad input, unknown name) as a one-line message, no traceback."""
+    raise click.ClickException(str(exc)) from None
+
+
+def parse_kv(text: str, hint: str = "--option") -> tuple[str, Any]:
+    """``KEY=VALUE`` with VALUE read as JSON when it is JSON (numbers, true, lists), else text."""
+    if "=" not in text:
+        raise click.BadParameter(f"'{text}' is not KEY=VALUE", param_hint=hint)
+    key, value = text.split("=", 1)
+    try:
+        parsed: Any = json.loads(value)
+    except ValueError:
+        parsed = value
+    return key.strip().replace("-", "_"), parsed
+
+
+# ----------------------------------------------------------------------------- method flags
+
+@dataclass
+class MethodFlag:
+    """One ``--flag``: an option key, its declaration and the methods that have it."""
+
+    key: str
+    option: Option
+    help: str
+    untyped: bool  # declared by a plain None default: the value is read as JSON, not checked
+    methods: list[str] = field(default_factory=list)
+
+    def click_type(self) -> click.ParamType:
+        opt = self.option
+        if opt.choices:
+            return click.Choice([str(c) for c in opt.choices])
+        if opt.type is bool:
+            return click.Choice(["true", "false"], case_sensitive=False)
+        if self.untyped or opt.none_ok:  # text, so that "none" passes; parsed by the schema
+            return click.STRING
+        return {int: click.INT, float: click.FLOAT}.get(opt.type, click.STRING)
+
+    def help_text(self) -> str:
+        what = "JSON value" if self.untyped else self.option.describe()
+        text = f"{self.help} ({what})" if self.help else what.capitalize()
+        return f"{text} [{', '.join(self.methods)}; default {self.option.default}]"
+
+    def metavar(self) -> str | None:
+        if self.option.choices or self.option.type is bool:
+            return None  # click shows the choices
+        name = "VALUE" if self.untyped else {int: "INTEGER", float: "FLOAT"}.get(
+            self.option.type, "TEXT")
+        return f"{name}|none" if self.option.none_ok and not self.untyped else name
+
+
+def method_classes() -> dict[str, type]:
+    """Every registered method class by name, plugins (``--plugin``,
+    ``$NASBENCH_EVAL_PLUGINS``) included."""
+    from ..methods import load_all
+    from ..registry import load_plugins
+
+    load_plugins()
+    return dict(sorted(load_all().items()))
+
+
+def _legacy_help(cls: type, key: str) -> str:
+    # methods that declare plain defaults keep their help in ``option_help``; an Option
+    # carries its own (Option.help wins)
+    return getattr(cls, "option_help", {}).get(key, "")
+
+
+def collect_method_flags() -> dict[str, MethodFlag]:
+    """Every option a registered method declares, as one flag (the first declaration, by
+    method name, gives the type and help; the others add their method's name)."""
+    flags: dict[str, MethodFlag] = {}
+    for name, cls in method_classes().items():
+        for key, opt in as_schema(cls.options).items():
+            if key not in flags:
+                flags[key] = MethodFlag(key, opt, opt.help or _legacy_help(cls, key),
+                                        untyped=cls.options[key] is None)
+            flags[key].methods.append(name)
+    return flags
+
+
+def with_method_flags(flags: dict[str, MethodFlag]) -> Callable[[Callable], Callable]:
+    """Decorator: one ``--flag`` per method option (``pgd_steps`` -> ``--pgd-steps``)."""
+    def deco(fn: Callable) -> Callable:
+        for flag in reversed(list(flags.values())):
+            fn = click.option(flag_name(flag.key), flag.key, default=None,
+                              type=flag.click_type(), metavar=flag.metavar(),
+                              help=flag.help_text())(fn)
+        return fn
+
+    return deco
+
+
+def pop_method_flags(flags: dict[str, MethodFlag], kwargs: dict[str, Any],
+                     options: tuple[str, ...]) -> dict[str, Any]:
+    """The method options the user gave, from ``-o KEY=VALUE`` and the generated flags
+    (removed from ``kwargs``): JSON-read ``-o`` values, typed flag values; not yet checked
+    against a method (see :func:`method_options_for`)."""
+    given = dict(parse_kv(o, "--option") for o in options)
+    for key, flag in flags.items():
+        value = kwargs.pop(key)
+        if value is not None:
+            given[key] = parse_kv(f"{key}={value}", flag_name(key))[1] if flag.untyped else value
+    return given
+
+
+def method_options_for(method: str, given: dict[str, Any]) -> dict[str, Any]:
+    """``given`` parsed and checked by ``method``'s option schema (errors name the flag and the
+    valid options); only the given keys, so the run id does not change with a default."""
+    if not given:
+        return {}
+    from ..methods import method_class
+
+    cls = method_class(method)
+    return resolve_given(f"method '{method}'", cls.options, given)
+
+
+# ----------------------------------------------------------------------------- renamed options
+
+def renamed_option(old: str, new: str, param: str) -> Callable[[Callable], Callable]:
+    """Still accept an option's old spelling ``old`` (hidden from ``--help``): its value goes to
+    ``param`` (the option ``new``), with a one-line hint on stderr. Put it below
+    ``@click.command``."""
+    dest = "renamed_" + old.lstrip("-").replace("-", "_")
+
+    def deco(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            value = kwargs.pop(dest, None)
+            if value is not None:
+                click.echo(f"note: {old} is now {new} (the old spelling still works)", err=True)
+                kwargs[param] = value
+            return fn(*args, **kwargs)
+
+        return click.option(old, dest, default=None, hidden=True, metavar="DIR",
+                            help=f"Old spelling of {new}.")(wrapper)
+
+    return deco

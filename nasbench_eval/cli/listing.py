@@ -1,0 +1,94 @@
+"""``nasbench-eval list spaces|methods|datasets|oracles``: what the registries hold."""
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from ..errors import NasbenchEvalError
+from ..options import as_schema, flag_name
+from .common import _legacy_help, fail, method_classes
+
+SHORT_HELP = "List the registered spaces, methods, datasets or oracles."
+
+
+@click.group(name="list")
+def list_() -> None:
+    """List the registered spaces, methods, datasets or oracles."""
+
+
+@list_.command(name="spaces")
+def list_spaces() -> None:
+    """Each bundled space: op sets and the number of discrete cells it holds (computed)."""
+    from ..spaces.registry import builtin_spaces, load_space
+
+    try:
+        for name in builtin_spaces():
+            for line in load_space(name).describe():
+                click.echo(line)
+    except NasbenchEvalError as exc:
+        fail(exc)
+
+
+def _first_line(obj: Any) -> str:
+    doc = (obj.__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else ""
+
+
+def _option_lines(owner: type, options: dict[str, Any], indent: str,
+                  spell: Callable[[str], str] = flag_name) -> list[str]:
+    """One line per option: how to give it, type/accepted values, default, help."""
+    lines = []
+    for key, opt in as_schema(options).items():
+        what = "JSON value" if options[key] is None else opt.describe()
+        help_ = opt.help or _legacy_help(owner, key)
+        lines.append(f"{indent}{spell(key):22s} {what}; default {opt.default}"
+                     + (f": {help_}" if help_ else ""))
+    return lines
+
+
+@list_.command(name="methods")
+def list_methods() -> None:
+    """Each registered method (plugins included): what it does, its paper and its options
+    (the flags of `run` and `sweep`, or -o KEY=VALUE)."""
+    from ..methods.base import method_description
+
+    pad = " " * 15
+    for name, cls in method_classes().items():
+        click.echo(f"{name:14s} {method_description(cls)}")
+        if cls.paper:
+            click.echo(f"{pad}paper: {cls.paper}")
+        if cls.options:
+            click.echo(f"{pad}options (flags of run and sweep, or -o KEY=VALUE):")
+            for line in _option_lines(cls, cls.options, pad + "  "):
+                click.echo(line)
+
+
+@list_.command(name="datasets")
+def list_datasets() -> None:
+    """Each dataset a run can search on, and where downloads are cached."""
+    from ..data import DATASETS, default_data_root
+
+    for name, (_, desc) in DATASETS.items():
+        click.echo(f"{name:14s} {desc}")
+    click.echo(f"\ndownload cache: {default_data_root()}")
+
+
+@list_.command(name="oracles")
+def list_oracles() -> None:
+    """Each anytime oracle (`run --oracle`), with its options (`--oracle-option KEY=VALUE`)
+    and the preference of `--oracle auto`."""
+    from ..oracles import AUTO_ORDER, load_oracles
+
+    pad = " " * 15
+    for name, cls in sorted(load_oracles().items()):
+        click.echo(f"{name:14s} {_first_line(cls) or _first_line(sys.modules[cls.__module__])}")
+        # oracles without declared options (the Oracle protocol does not declare them yet)
+        options = getattr(cls, "options", {})
+        if options:
+            click.echo(f"{pad}options:")
+            for line in _option_lines(cls, options, pad + "  ", lambda key: f"{key}="):
+                click.echo(line)
+    click.echo(f"\nauto: the first available of {', '.join(AUTO_ORDER)}")

@@ -1,0 +1,120 @@
+"""``nasbench-eval run``: one architecture search, a thin layer over :func:`nasbench_eval.run`.
+
+The command is built by :func:`build`, not at import, because its method flags come from the
+method registry, which ``--plugin`` may extend first.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from ..config import RunConfig
+from ..errors import NasbenchEvalError
+from .common import (CONTEXT, collect_method_flags, fail, method_options_for, parse_kv,
+                     pop_method_flags, with_method_flags)
+
+SHORT_HELP = "Run one architecture search and write results/<run-id>/."
+
+_D = RunConfig()
+
+
+def build() -> click.Command:
+    """The ``run`` command with one flag per option of every registered method."""
+    flags = collect_method_flags()
+
+    @click.command(name="run", context_settings=CONTEXT)
+    @click.option("--method", default=_D.method, show_default=True, help="Search method (see `list methods`).")
+    @click.option("--space", default=_D.space, show_default=True, help="Space name (see `list spaces`) or a spec .toml path.")
+    @click.option("--dataset", default=_D.dataset, show_default=True, help="Dataset (see `list datasets`).")
+    @click.option("--epochs", default=_D.epochs, show_default=True, type=int)
+    @click.option("--seed", default=_D.seed, show_default=True, type=int)
+    @click.option("--layers", default=_D.layers, show_default=True, type=int, help="Cells in the supernet.")
+    @click.option("--channels", default=_D.channels, show_default=True, type=int, help="Initial channels.")
+    @click.option("--batch-size", default=None, type=int, help="Default: the method's (64; msr 128).")
+    @click.option("--train-portion", default=None, type=float,
+                  help="Share of the training set used as search-train, the rest is search-val "
+                       "(default: the method's; 0.5, msr 0.8).")
+    @click.option("--w-lr", default=_D.w_lr, show_default=True, type=float)
+    @click.option("--alpha-lr", default=_D.alpha_lr, show_default=True, type=float)
+    @click.option("--lr-schedule", default=_D.lr_schedule, show_default=True,
+                  type=click.Choice(["cosine", "cosine-power"]), help="w learning-rate schedule.")
+    @click.option("--lr-power", default=_D.lr_power, show_default=True, type=float,
+                  help="p of cosine power annealing (1 = plain cosine).")
+    @click.option("--hessian-every", default=_D.hessian_every, show_default=True, type=int,
+                  help="Dominant Hessian eigenvalue of L_val w.r.t. alpha every k epochs (0 = off).")
+    @click.option("--max-steps-per-epoch", default=None, type=int, help="Cap steps per epoch (quick looks).")
+    @click.option("--oracle", default=_D.oracle, show_default=True,
+                  help="Anytime scorer of the derived architecture: auto (NAS-Bench-101 table on "
+                       "1Shot1 spaces when imported, else oneshot), oneshot, nasbench101, train "
+                       "(see `list oracles`).")
+    @click.option("--oracle-option", "oracle_options", multiple=True, metavar="KEY=VALUE",
+                  help="Oracle-specific option (repeatable), e.g. --oracle-option train_epochs=2.")
+    @click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
+                  help="Method-specific option (repeatable), e.g. -o pgd_steps=1.")
+    @click.option("--device", default=_D.device, show_default=True, help="auto, cpu, cuda, cuda:N.")
+    @click.option("--memory-format", type=click.Choice(["auto", "channels_last", "contiguous"]),
+                  default=_D.memory_format, show_default=True,
+                  help="Tensor layout (auto: channels_last; see docs/speed.md).")
+    @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]),
+                  default=_D.precision, show_default=True,
+                  help="Autocast of the supernet's forward (auto: bf16 on CUDA, fp32 on CPU); "
+                       "alpha, its softmax, the loss and Hessian probes stay fp32.")
+    @click.option("--data-loader", type=click.Choice(["device", "torch"]),
+                  default=_D.data_loader, show_default=True,
+                  help="device: batches drawn and augmented on the device; torch: a CPU "
+                       "DataLoader with per-image transforms (the reference code's path).")
+    @click.option("--compile/--no-compile", "compile", default=_D.compile, show_default=True,
+                  help="torch.compile the supernet (CUDA graphs on GPU); long compile on CPU.")
+    @click.option("--cuda-graphs", is_flag=True, default=_D.cuda_graphs,
+                  help="Capture each epoch's search step as a CUDA graph and replay it "
+                       "(CUDA only; methods that support it; not yet verified on a GPU).")
+    @click.option("--fused-edges", type=click.Choice(["auto", "on", "off"]),
+                  default=_D.fused_edges, show_default=True,
+                  help="Run DARTS cells source-fused: every candidate of all edges leaving a state "
+                       "as one kernel (auto: on; off: one module call per candidate and edge).")
+    @click.option("--out", default=_D.out, show_default=True, help="Directory that holds run directories.")
+    @click.option("--data-root", default=None, help="Dataset cache (default $NASBENCH_EVAL_DATA or ~/.cache/nasbench-eval/data).")
+    @click.option("--resume", is_flag=True, help="Continue the run with these settings from its last finished epoch.")
+    @click.option("--quiet", is_flag=True, help="No progress bar or per-epoch lines.")
+    @with_method_flags(flags)
+    def run(options: tuple[str, ...], oracle_options: tuple[str, ...], resume: bool,
+            quiet: bool, **kwargs: Any) -> None:
+        """Run one architecture search and write results/<run-id>/."""
+        given = pop_method_flags(flags, kwargs, options)
+        try:
+            cfg = RunConfig(**kwargs, method_options=method_options_for(kwargs["method"], given),
+                            progress=not quiet, oracle_options=dict(
+                                parse_kv(o, "--oracle-option") for o in oracle_options))
+        except (NasbenchEvalError, ValueError) as exc:
+            fail(exc)
+        execute(cfg, resume)
+
+    return run
+
+
+def execute(cfg: RunConfig, resume: bool) -> None:
+    """Run ``cfg`` and print where the results are and the final architecture."""
+    from ..runner import read_summary, run as run_search
+
+    try:
+        run_dir = run_search(cfg, resume=resume)
+    except (NasbenchEvalError, ValueError) as exc:
+        fail(exc)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: rerun the same command with --resume to continue", err=True)
+        sys.exit(130)
+    summary = read_summary(run_dir) or {}
+    click.echo(f"run directory: {run_dir}")
+    click.echo(f"status: {summary.get('status')}  epochs: {summary.get('epochs_done')}/"
+               f"{summary.get('epochs')}  wall time: {summary.get('wall_time_s')} s")
+    if summary.get("status") == "diverged":
+        click.echo(f"diverged: {summary.get('error')}")
+    elif summary.get("final_genotype"):
+        from ..spaces import load_space
+
+        g = load_space(cfg.space).genotype_from_dict(summary["final_genotype"])
+        click.echo(f"final anytime test error: {summary['final_test_error']:.4f}  "
+                   f"parameter-free fraction (normal): {summary['final_param_free_fraction']:.3f}")
+        click.echo(f"genotype: {g}")

@@ -1,4 +1,0 @@
-"""Old import path: the DARTS genotype lives in :mod:`.darts.genotype`."""
-from .darts.genotype import Genotype, Pair, derive_genotype, discrete_weights
-
-__all__ = ["Genotype", "Pair", "derive_genotype", "discrete_weights"]
