@@ -76,6 +76,7 @@ class RandomWS(WeightTraining):
         """Draw one genotype with a throwaway generator, so that a space without a sampler
         (:meth:`Space.sample_genotype`'s default refuses, naming the space) fails here, before
         the run, and sweeps refuse the cell when they check their grid."""
+        space = super().adapt_space(space)
         space.sample_genotype(torch.Generator().manual_seed(0))
         return space
 
