@@ -392,7 +392,9 @@ def test_random_ws_derive_returns_the_best_scoring_sample(monkeypatch):
 
 
 def test_random_ws_refuses_a_space_without_sampler():
-    class NoSampler:
+    from nasbench_eval.spaces.base import Space
+
+    class NoSampler(Space):  # declares the space interface, inherits the refusing sampler
         name, family = "x", "other"
 
     with pytest.raises(NasbenchEvalError, match="sample_genotype"):

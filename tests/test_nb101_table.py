@@ -409,7 +409,7 @@ def test_cli_import_and_query(only108, tmp_path, monkeypatch):
             from nasbench_eval.nb101.graph import ModelSpec
             return ModelSpec(spec["matrix"], spec["ops"])
 
-    fake_space = SimpleNamespace(genotype_from_dict=lambda d_: FakeGenotype())
+    fake_space = SimpleNamespace(family="nb101-cell", genotype_from_dict=lambda d_: FakeGenotype())
     monkeypatch.setattr("nasbench_eval.spaces.registry.load_space", lambda name: fake_space)
     r = runner.invoke(query_cmd, ["--space", "nb1shot1-2", "--genotype", "{}", "--json"])
     assert r.exit_code == 0, r.output

@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import functools
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 
+from ..errors import NasbenchEvalError
 from ..options import Option, as_schema, flag_name, resolve_given
+
+T = TypeVar("T")
 
 CONTEXT = {"max_content_width": 110, "help_option_names": ["-h", "--help"]}
 
@@ -22,6 +26,19 @@ CONTEXT = {"max_content_width": 110, "help_option_names": ["-h", "--help"]}
 def fail(exc: Exception) -> NoReturn:
     """An expected error (bad input, unknown name) as a one-line message, no traceback."""
     raise click.ClickException(str(exc)) from None
+
+
+def run_resumable(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` for a command that writes a resumable directory (``run``,
+    ``evaluate``): an expected error becomes a one-line message; Ctrl-C says how to resume
+    and exits with 130."""
+    try:
+        return fn(*args, **kwargs)
+    except (NasbenchEvalError, ValueError) as exc:
+        fail(exc)
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: rerun the same command with --resume to continue", err=True)
+        sys.exit(130)
 
 
 def parse_kv(text: str, hint: str = "--option") -> tuple[str, Any]:
@@ -81,12 +98,6 @@ def method_classes() -> dict[str, type]:
     return dict(sorted(load_all().items()))
 
 
-def _legacy_help(cls: type, key: str) -> str:
-    # methods that declare plain defaults keep their help in ``option_help``; an Option
-    # carries its own (Option.help wins)
-    return getattr(cls, "option_help", {}).get(key, "")
-
-
 def collect_method_flags() -> dict[str, MethodFlag]:
     """Every option a registered method declares, as one flag (the first declaration, by
     method name, gives the type and help; the others add their method's name)."""
@@ -94,7 +105,7 @@ def collect_method_flags() -> dict[str, MethodFlag]:
     for name, cls in method_classes().items():
         for key, opt in as_schema(cls.options).items():
             if key not in flags:
-                flags[key] = MethodFlag(key, opt, opt.help or _legacy_help(cls, key),
+                flags[key] = MethodFlag(key, opt, opt.help,
                                         untyped=cls.options[key] is None)
             flags[key].methods.append(name)
     return flags

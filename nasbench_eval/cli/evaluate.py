@@ -1,13 +1,11 @@
 """``nasbench-eval evaluate``: a thin click layer over :func:`nasbench_eval.evaluation.evaluate`."""
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
 
-from ..errors import NasbenchEvalError
-from .common import CONTEXT
+from .common import CONTEXT, run_resumable
 
 
 @click.command(name="evaluate", context_settings=CONTEXT)
@@ -58,14 +56,8 @@ def evaluate(run_dir: str | None, genotype_json: str | None, space: str | None, 
 
     if (run_dir is None) == (genotype_json is None):
         raise click.UsageError("give either RUN_DIR or --genotype JSON (exactly one)")
-    try:
-        out_dir = run_evaluation(run_dir, genotype=genotype_json, space=space, resume=resume,
-                                 progress=not quiet, **settings)
-    except (NasbenchEvalError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
-    except KeyboardInterrupt:
-        click.echo("\ninterrupted: rerun the same command with --resume to continue", err=True)
-        sys.exit(130)
+    out_dir = run_resumable(run_evaluation, run_dir, genotype=genotype_json, space=space,
+                            resume=resume, progress=not quiet, **settings)
     doc = read_evaluation(out_dir) or {}
     click.echo(f"evaluation: {out_dir / 'evaluation.json'}")
     click.echo(f"status: {doc.get('status')}  epochs: {doc.get('epochs_done')}/{doc.get('epochs')}"

@@ -9,7 +9,7 @@ import click
 
 from ..errors import NasbenchEvalError
 from ..options import as_schema, flag_name
-from .common import _legacy_help, fail, method_classes
+from .common import fail, method_classes
 
 SHORT_HELP = "List the registered spaces, methods, datasets or oracles."
 
@@ -37,15 +37,14 @@ def _first_line(obj: Any) -> str:
     return doc.splitlines()[0] if doc else ""
 
 
-def _option_lines(owner: type, options: dict[str, Any], indent: str,
+def _option_lines(options: dict[str, Any], indent: str,
                   spell: Callable[[str], str] = flag_name) -> list[str]:
     """One line per option: how to give it, type/accepted values, default, help."""
     lines = []
     for key, opt in as_schema(options).items():
         what = "JSON value" if options[key] is None else opt.describe()
-        help_ = opt.help or _legacy_help(owner, key)
         lines.append(f"{indent}{spell(key):22s} {what}; default {opt.default}"
-                     + (f": {help_}" if help_ else ""))
+                     + (f": {opt.help}" if opt.help else ""))
     return lines
 
 
@@ -60,9 +59,11 @@ def list_methods() -> None:
         click.echo(f"{name:14s} {method_description(cls)}")
         if cls.paper:
             click.echo(f"{pad}paper: {cls.paper}")
+        click.echo(f"{pad}spaces: " + (f"family {' or '.join(cls.families)} only"
+                                       if cls.families else "every family"))
         if cls.options:
             click.echo(f"{pad}options (flags of run and sweep, or -o KEY=VALUE):")
-            for line in _option_lines(cls, cls.options, pad + "  "):
+            for line in _option_lines(cls.options, pad + "  "):
                 click.echo(line)
 
 
@@ -85,10 +86,8 @@ def list_oracles() -> None:
     pad = " " * 15
     for name, cls in sorted(load_oracles().items()):
         click.echo(f"{name:14s} {_first_line(cls) or _first_line(sys.modules[cls.__module__])}")
-        # oracles without declared options (the Oracle protocol does not declare them yet)
-        options = getattr(cls, "options", {})
-        if options:
+        if cls.options:  # declared by the Oracle base (empty by default)
             click.echo(f"{pad}options:")
-            for line in _option_lines(cls, options, pad + "  ", lambda key: f"{key}="):
+            for line in _option_lines(cls.options, pad + "  ", lambda key: f"{key}="):
                 click.echo(line)
     click.echo(f"\nauto: the first available of {', '.join(AUTO_ORDER)}")

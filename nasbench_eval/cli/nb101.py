@@ -92,12 +92,13 @@ def query(hash_: str | None, spec: str | None, space: str | None, genotype: str 
             h = spec_hash(d)
             source["spec"] = d
         else:
-            from ..spaces.registry import load_space
+            from ..spaces.registry import family_of, load_space
 
-            g = load_space(space).genotype_from_dict(_json_arg(genotype, "--genotype"))
-            ms = g.to_model_spec()
+            space_obj = load_space(space)
+            g = space_obj.genotype_from_dict(_json_arg(genotype, "--genotype"))
+            ms = family_of(space_obj).nasbench101_spec(g)  # refuses a family that does not map
             h = spec_hash(ms)
-            source["spec"] = ms.to_dict() if hasattr(ms, "to_dict") else None
+            source["spec"] = ms.to_dict()
         table = load_table(cache)
         result = table.query(h, budget=budget, repeat=repeat)
     except (NasbenchEvalError, ValueError) as exc:
@@ -109,7 +110,7 @@ def query(hash_: str | None, spec: str | None, space: str | None, genotype: str 
     n = result["repeats"]
     which = f"repeat {repeat} of {n}" if repeat is not None else f"mean over {n} repeats"
     click.echo(f"hash {result['hash']}  budget {budget} epochs  ({which})")
-    if "spec" in source and source["spec"] is not None:
+    if "spec" in source:
         click.echo(f"spec: {json.dumps(source['spec'])}")
     click.echo(f"test error {result['test_error']:.6f}  validation error "
                f"{result['val_error']:.6f}  train error {result['train_error']:.6f}")

@@ -5,7 +5,6 @@ method registry, which ``--plugin`` may extend first.
 """
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
@@ -13,7 +12,7 @@ import click
 from ..config import RunConfig
 from ..errors import NasbenchEvalError
 from .common import (CONTEXT, collect_method_flags, fail, method_options_for, parse_kv,
-                     pop_method_flags, with_method_flags)
+                     pop_method_flags, run_resumable, with_method_flags)
 
 SHORT_HELP = "Run one architecture search and write results/<run-id>/."
 
@@ -98,13 +97,7 @@ def execute(cfg: RunConfig, resume: bool) -> None:
     """Run ``cfg`` and print where the results are and the final architecture."""
     from ..runner import read_summary, run as run_search
 
-    try:
-        run_dir = run_search(cfg, resume=resume)
-    except (NasbenchEvalError, ValueError) as exc:
-        fail(exc)
-    except KeyboardInterrupt:
-        click.echo("\ninterrupted: rerun the same command with --resume to continue", err=True)
-        sys.exit(130)
+    run_dir = run_resumable(run_search, cfg, resume=resume)
     summary = read_summary(run_dir) or {}
     click.echo(f"run directory: {run_dir}")
     click.echo(f"status: {summary.get('status')}  epochs: {summary.get('epochs_done')}/"

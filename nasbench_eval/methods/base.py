@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from ..config import RunConfig
+from ..errors import NasbenchEvalError
 from ..options import Option, resolve_options
 from ..registry import Registry
 from ..spaces.base import Genotype
@@ -57,6 +58,10 @@ class Method:
     checked against it, and :meth:`setup` puts the parsed values in ``self.opts``."""
     config_defaults: ClassVar[dict[str, Any]] = {}
     """RunConfig settings this method defaults differently (only ``GLOBAL_DEFAULTS`` keys)."""
+    families: ClassVar[tuple[str, ...]] = ()
+    """Space families this method applies to (``list methods`` shows them; the default
+    :meth:`adapt_space` refuses a space of another family). Empty: every family, since a
+    method that only mixes rows of the architecture weights works on any."""
     capturable: ClassVar[bool] = False
     """True when a step keeps no host-side state that changes from step to step, so a CUDA
     graph of it (execution.StepRunner, recaptured every epoch) replays the same computation."""
@@ -76,7 +81,12 @@ class Method:
     def adapt_space(self, space: Space) -> Space:
         """The space this method searches, given the requested one: unchanged (default),
         restricted (e.g. MSR keeps only convolutions) or refused with a clear error. Called
-        before the supernet is built, also by sweeps to check a grid."""
+        before the supernet is built, also by sweeps to check a grid. The default refuses a
+        space whose family is not in :attr:`families` (an override calls ``super()``)."""
+        if self.families and space.family not in self.families:
+            raise NasbenchEvalError(
+                f"method '{self.name}' applies to spaces of family {' or '.join(self.families)} "
+                f"only; space '{space.name}' is of family '{space.family}'")
         return space
 
     def resolve_options(self, cfg: RunConfig) -> dict[str, Any]:

@@ -54,6 +54,7 @@ class Msr(WeightTraining):
     """
 
     name = "msr"
+    families = ("darts-cell",)
     paper = ("Machida, Uto, Shinoda & Suzuki, Neural Architecture Search Using Stable Rank of "
              "Convolutional Layers (MSR-DARTS)")
     options = {
@@ -75,10 +76,7 @@ class Msr(WeightTraining):
         with fewer candidates than others are padded with ``none`` (skipped by the supernet,
         weight 0, never derived), since a cell's edges must all have the same width.
         """
-        if space.family != "darts-cell":
-            raise NasbenchEvalError(
-                f"method 'msr' applies to DARTS-cell spaces only (it reads the stable rank of "
-                f"each candidate's last conv); space '{space.name}' is of family '{space.family}'")
+        super().adapt_space(space)  # refuses a family other than darts-cell
         used = {op for cell in CELL_TYPES for ops in space.edge_ops[cell] for op in ops}
         if not any(_is_conv_op(op) for op in used):
             raise NasbenchEvalError(

@@ -21,9 +21,11 @@ from torch import nn
 
 from ..config import RunConfig
 from ..data import BatchStream
+from ..errors import NasbenchEvalError
 from ..options import Option, resolve_options
 from ..registry import Registry
 from ..spaces.base import Genotype, Space
+from ..spaces.registry import family_of
 
 
 @dataclass
@@ -66,6 +68,36 @@ class Oracle:
     def score(self, genotype: Genotype, ctx: OracleContext) -> dict[str, Any]:
         """Must return ``test_error`` (fraction in [0, 1]); may add other fields."""
         raise NotImplementedError
+
+
+class NasBench101CellOracle(Oracle):
+    """Base of the oracles that score a genotype's NAS-Bench-101 cell (``nasbench101`` looks
+    it up, ``train`` trains it): they apply to the families whose genotypes map to those
+    cells (:attr:`~nasbench_eval.spaces.base.SpaceFamily.maps_to_nasbench101`), and get the
+    cell from the family, so neither names a family."""
+
+    refusal_hint: ClassVar[str] = ""
+    """Appended to the error of :meth:`cell_spec` on a space that does not map."""
+
+    @classmethod
+    def available(cls, space: Space, cfg: Any) -> bool:
+        """Whether ``space``'s family maps its genotypes to NAS-Bench-101 cells."""
+        return family_of(space).maps_to_nasbench101
+
+    @classmethod
+    def unavailable_reason(cls, space: Space, cfg: Any) -> str:
+        return "its architectures do not map to NAS-Bench-101 cells"
+
+    def cell_spec(self, genotype: Genotype, space: Space) -> Any:
+        """The pruned NAS-Bench-101 ``ModelSpec`` of ``genotype`` (a clear error naming the
+        space and its family when they do not map)."""
+        family = family_of(space)
+        if not family.maps_to_nasbench101:
+            raise NasbenchEvalError(
+                f"oracle '{self.name}' scores NAS-Bench-101 cells (spaces such as "
+                f"nb1shot1-1/2/3); space '{space.name}' is of family '{family.name}', whose "
+                f"genotypes do not map to them{self.refusal_hint}")
+        return family.nasbench101_spec(genotype)
 
 
 ORACLES: Registry[type[Oracle]] = Registry("oracle", "nasbench_eval.oracles")

@@ -11,19 +11,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from ..errors import NasbenchEvalError
 from ..spaces.base import Genotype, Space
-from ..spaces.registry import family_of
-from .base import Oracle, OracleContext, register_oracle
-
-
-def _maps_to_nasbench101(space: Space) -> bool:
-    """Whether the space's family maps its genotypes to NAS-Bench-101 cells."""
-    return family_of(space).maps_to_nasbench101
+from .base import NasBench101CellOracle, OracleContext, register_oracle
 
 
 @register_oracle
-class NasBench101Oracle(Oracle):
+class NasBench101Oracle(NasBench101CellOracle):
     name: ClassVar[str] = "nasbench101"
     budget: ClassVar[int] = 108
 
@@ -32,15 +25,15 @@ class NasBench101Oracle(Oracle):
         """For ``--oracle auto``: the space maps to NAS-Bench-101 and the cache exists."""
         from ..nb101.table import resolve_cache_path
 
-        return (_maps_to_nasbench101(space)
+        return (super().available(space, cfg)
                 and resolve_cache_path(None, cfg.data_root).is_file())
 
     @classmethod
     def unavailable_reason(cls, space: Space, cfg: Any) -> str:
         from ..nb101.table import resolve_cache_path
 
-        if not _maps_to_nasbench101(space):
-            return "its architectures do not map to NAS-Bench-101 cells"
+        if not super().available(space, cfg):
+            return super().unavailable_reason(space, cfg)
         path = resolve_cache_path(None, cfg.data_root)
         return (f"no NAS-Bench-101 cache at {path}; build it once with "
                 f"`nasbench-eval data import-nasbench101 nasbench_only108.tfrecord`")
@@ -48,13 +41,7 @@ class NasBench101Oracle(Oracle):
     def score(self, genotype: Genotype, ctx: OracleContext) -> dict[str, Any]:
         from ..nb101.table import load_table, spec_hash
 
-        family = family_of(ctx.space)
-        if not family.maps_to_nasbench101:
-            raise NasbenchEvalError(
-                f"oracle 'nasbench101' needs a space whose architectures map to NAS-Bench-101 "
-                f"cells (e.g. nb1shot1-1/2/3); space '{ctx.space.name}' is of family "
-                f"'{family.name}', whose genotypes do not")
-        spec = family.nasbench101_spec(genotype)
+        spec = self.cell_spec(genotype, ctx.space)
         table = load_table(None, ctx.cfg.data_root)
         h = spec_hash(spec)
         q = table.query(h, budget=self.budget)

@@ -47,17 +47,18 @@ from ..errors import NasbenchEvalError
 from ..options import Option
 from ..spaces.base import Genotype, Space
 from ..spaces.registry import family_of
-from .base import Oracle, OracleContext, register_oracle
+from .base import NasBench101CellOracle, OracleContext, register_oracle
 
 CACHE_FORMAT = "nasbench-eval train-oracle cache"
 CACHE_VERSION = 1
 
 
 @register_oracle
-class TrainOracle(Oracle):
+class TrainOracle(NasBench101CellOracle):
     """Trains the mapped NAS-Bench-101 cell with nasbench_pytorch's Network (cached by hash)."""
 
     name: ClassVar[str] = "train"
+    refusal_hint: ClassVar[str] = ": use --oracle oneshot"
     options: ClassVar[dict[str, Option]] = {
         "train_epochs": Option(4, int, "epochs of training per cell", minimum=1),
         "channels": Option(16, int, "stem channels of the trained network", minimum=1),
@@ -76,11 +77,6 @@ class TrainOracle(Oracle):
         self.overrides = dict(options)
         self.memory: dict[str, dict[str, Any]] = {}
         self.trainings = 0  # cells actually trained by this instance (the cache's misses)
-
-    @classmethod
-    def available(cls, space: Space, cfg: Any) -> bool:
-        """Applies to families whose genotypes map to NAS-Bench-101 cells."""
-        return family_of(space).maps_to_nasbench101
 
     @classmethod
     def unavailable_reason(cls, space: Space, cfg: Any) -> str:
@@ -137,14 +133,8 @@ class TrainOracle(Oracle):
 
     # ------------------------------------------------------------------ oracle
     def score(self, genotype: Genotype, ctx: OracleContext) -> dict[str, Any]:
-        family = family_of(ctx.space)
-        if not family.maps_to_nasbench101:
-            raise NasbenchEvalError(
-                f"oracle 'train' trains NAS-Bench-101 cells (spaces such as nb1shot1-3); space "
-                f"'{ctx.space.name}' is of family '{family.name}', whose genotypes do not map "
-                f"to them: use --oracle oneshot")
+        spec = self.cell_spec(genotype, ctx.space)
         opts = self.resolved_options(ctx.cfg)
-        spec = family.nasbench101_spec(genotype)
         spec_hash = spec.hash()
         settings = self.settings(ctx.cfg, opts)
         key = f"{spec_hash}/{self.fingerprint(settings)}"

@@ -75,7 +75,13 @@ class Space(Protocol):
         """A genotype of this space from its ``to_dict()`` (clear error on a bad one)."""
 
     def sample_genotype(self, generator: Any) -> Genotype:
-        """A random genotype (``generator``: a CPU ``torch.Generator``, the only randomness)."""
+        """A random genotype (``generator``: a CPU ``torch.Generator``, the only randomness);
+        random baselines (``random-ws``) draw with it. Optional: a space class that subclasses
+        :class:`Space` and has no sampler inherits this refusal, which names the space."""
+        raise NasbenchEvalError(
+            f"space '{self.name}' (family {self.family}) cannot draw random genotypes: its "
+            f"space class does not implement sample_genotype(generator), which random "
+            f"baselines such as random-ws need")
 
     def describe(self) -> list[str]:
         """Lines for ``nasbench-eval list spaces``."""
