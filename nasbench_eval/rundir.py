@@ -180,9 +180,18 @@ def write_metrics(path: str | Path, rows: list[dict[str, Any]]) -> None:
         w.writerows(rows)
 
 
-def read_summary(run_dir: str | Path) -> dict[str, Any] | None:
-    """``summary.json`` of a run directory, or None when there is none (yet)."""
-    return read_json(Path(run_dir) / SUMMARY_FILE)
+def read_summary(run_dir: str | Path, *, unreadable_ok: bool = False) -> dict[str, Any] | None:
+    """``summary.json`` of a run directory, or None when there is none (yet).
+
+    ``unreadable_ok``: None also for a file that cannot be read or is not JSON, instead of
+    the error; the sweep reads the summaries of runs it does not own this way, so one damaged
+    directory does not stop a grid (that run then fails on its own, with the error)."""
+    try:
+        return read_json(Path(run_dir) / SUMMARY_FILE)
+    except (OSError, ValueError):
+        if unreadable_ok:
+            return None
+        raise
 
 
 def write_summary(run_dir: str | Path, summary: dict[str, Any]) -> None:

@@ -2,7 +2,6 @@
 method option (by the method's option schema) and method/space pair, all problems at once."""
 from __future__ import annotations
 
-import hashlib
 import itertools
 import warnings
 from collections.abc import Iterable
@@ -12,6 +11,7 @@ from typing import Any
 from ..config import RunConfig
 from ..errors import NasbenchEvalError
 from ..options import OptionError, resolve_given
+from ..rundir import fingerprint
 from .spec import OWN_FIELDS, SETTING_FIELDS, Cell, SweepError, SweepSpec
 
 _FIELD_TYPES = {f.name: str(f.type) for f in fields(RunConfig)}
@@ -126,8 +126,8 @@ def validate(spec: SweepSpec) -> list[Cell]:
 
 def sweep_id(spec: SweepSpec, cells: Iterable[Cell]) -> str:
     """``<name>-<hash of the cells' run ids>``: the same grid always has the same id."""
-    digest = hashlib.sha1("\n".join(sorted(c.run_id for c in cells)).encode()).hexdigest()
-    return f"{spec.name}-{digest[:8]}"
+    run_ids = "\n".join(sorted(c.run_id for c in cells))
+    return f"{spec.name}-{fingerprint(run_ids)}"
 
 
 def _method_options(spec: SweepSpec, classes: dict[str, type],
