@@ -9,18 +9,35 @@ Plain data: this module imports no method, oracle or space. Settings left open (
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, TypeVar
 
 from .rundir import fingerprint
+
+_D = TypeVar("_D")
 
 # Defaults a method may override (``config_defaults`` on its class), e.g. MSR's batch 128.
 GLOBAL_DEFAULTS: dict[str, Any] = {"batch_size": 64, "train_portion": 0.5}
 
-# Fields that say where or how a run executes, not what it computes; excluded from the run id.
-# The execution settings (execution.py) are here too: they change speed, not results.
-_EXECUTION_FIELDS = {"out", "device", "progress", "data_root", "memory_format", "precision",
-                     "data_loader", "compile", "cuda_graphs", "fused_edges"}
+# Fields that say where or how a run executes, not what it computes; excluded from the run id
+# (and from the analysis's "setting" of a run). The execution settings (execution.py) are here
+# too: they change speed, not results.
+EXECUTION_FIELDS = frozenset({"out", "device", "progress", "data_root", "memory_format",
+                              "precision", "data_loader", "compile", "cuda_graphs",
+                              "fused_edges"})
+
+
+def from_fields(cls: type[_D], d: Mapping[str, Any], what: str) -> _D:
+    """``cls(**d)`` for a settings dataclass, refusing keys that are not its fields by name
+    (``what``: how the error calls them, e.g. "config fields") instead of a TypeError.
+
+    The one ``from_dict`` of :class:`RunConfig` and the evaluation stage's ``EvalConfig``:
+    both read documents written by earlier versions (config.json, evaluation.json)."""
+    unknown_keys = set(d) - {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    if unknown_keys:
+        raise ValueError(f"unknown {what}: {', '.join(sorted(unknown_keys))}")
+    return cls(**d)
 
 
 @dataclass
@@ -101,15 +118,11 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
-        known = {f.name for f in fields(cls)}
-        unknown_keys = set(d) - known
-        if unknown_keys:
-            raise ValueError(f"unknown config fields: {', '.join(sorted(unknown_keys))}")
-        return cls(**d)
+        return from_fields(cls, d, "config fields")
 
     def fingerprint(self) -> str:
         """Hash of everything that changes what the run computes."""
-        d = {k: v for k, v in self.to_dict().items() if k not in _EXECUTION_FIELDS}
+        d = {k: v for k, v in self.to_dict().items() if k not in EXECUTION_FIELDS}
         return fingerprint(d)
 
     def run_id(self) -> str:

@@ -12,19 +12,18 @@ directory of its own for a genotype given as JSON. See ``docs/evaluation.md``.
 
 Like a search run, an evaluation checkpoints after every epoch and resumes with identical
 numbers: every epoch's randomness (batch order, crops, flips, cutout, drop-path masks) is
-derived from (seed, epoch) with the runner's :func:`~nasbench_eval.runner.derived_seed`.
+derived from (seed, epoch) with :func:`~nasbench_eval.rundir.derived_seed`. The lifecycle
+(resume, per-epoch files, divergence, Ctrl-C) is the search runner's:
+:class:`~nasbench_eval.rundir.RunRecorder` over the evaluation's own file names.
 """
 from __future__ import annotations
 
-import csv
-import hashlib
 import json
-import math
 import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +31,12 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from .config import from_fields
 from .data import BatchStream, Dataset, load_dataset
 from .errors import NasbenchEvalError, RunDirError
-from .runner import atomic_write, derived_seed, environment, read_summary, resolve_device
+from .execution import resolve_device
+from .rundir import (CONFIG_FILE, FINISHED, RUNNING, RunRecorder, derived_seed, environment,
+                     fingerprint, is_done, is_finite, read_json, read_summary, refuse_existing)
 from .schedules import cosine
 from .spaces.base import GENERIC_EVALUATION, EvalNetwork, SpaceFamily
 from .spaces.registry import FAMILIES, family_of as _family, get_family
@@ -95,7 +97,8 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
 
 # ============================================================================== config
 
-_EXECUTION_FIELDS = {"device", "out", "data_root", "progress"}
+EVAL_EXECUTION_FIELDS = frozenset({"device", "out", "data_root", "progress"})
+"""EvalConfig fields that say where an evaluation runs, not what it computes: left out of its id."""
 
 
 @dataclass
@@ -171,11 +174,14 @@ class EvalConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> EvalConfig:
-        known = {f.name for f in fields(cls)}
-        bad = set(d) - known
-        if bad:
-            raise ValueError(f"unknown evaluation settings: {', '.join(sorted(bad))}")
-        return cls(**d)
+        return from_fields(cls, d, "evaluation settings")
+
+    def fingerprint(self, genotype: Any) -> str:
+        """The evaluation's id hash: every setting that changes what it computes, and the
+        genotype (the encoding of :func:`~nasbench_eval.rundir.fingerprint`, so ids of
+        evaluations written earlier stay what they were)."""
+        d = {k: v for k, v in self.to_dict().items() if k not in EVAL_EXECUTION_FIELDS}
+        return fingerprint({**d, "genotype": genotype_to_dict(genotype)})
 
 
 # ============================================================================ genotypes
@@ -257,7 +263,7 @@ def _source_from_run(run_dir: str | Path) -> _Source:
     summary = read_summary(run_dir)
     if summary is None:
         raise RunDirError(f"{run_dir} is not a run directory (no summary.json)")
-    if summary.get("status") != "finished":
+    if summary.get("status") != FINISHED:
         raise RunDirError(
             f"{run_dir}: the search has status '{summary.get('status')}', not 'finished'; "
             f"resume it first (nasbench-eval run ... --resume), or evaluate a genotype with "
@@ -268,9 +274,8 @@ def _source_from_run(run_dir: str | Path) -> _Source:
 
     # the space as the run named it (a bundled name or a spec path), else its recorded spec
     candidates: list[str] = []
-    config_path = run_dir / "config.json"
-    if config_path.exists():
-        doc = json.loads(config_path.read_text())
+    doc = read_json(run_dir / CONFIG_FILE)
+    if doc is not None:
         candidates += [c for c in (doc.get("config", {}).get("space"), doc.get("space_spec")) if c]
     if summary.get("space"):
         candidates.append(summary["space"])
@@ -289,30 +294,6 @@ def _source_from_run(run_dir: str | Path) -> _Source:
     run["run_dir"] = str(run_dir)
     run["search_final_test_error"] = run.pop("final_test_error")
     return _Source(genotype, space_obj.name, run_dir, run)
-
-
-def _fingerprint(cfg: EvalConfig, genotype: Any) -> str:
-    d = {k: v for k, v in cfg.to_dict().items() if k not in _EXECUTION_FIELDS}
-    d["genotype"] = genotype_to_dict(genotype)
-    return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:8]
-
-
-def _finite(x: float) -> bool:
-    return not (math.isnan(x) or math.isinf(x))
-
-
-def _write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
-    if not rows:
-        return
-    cols: list[str] = []
-    for r in rows:
-        cols += [k for k in r if k not in cols]
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with tmp.open("w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
 
 
 class _Trainer:
@@ -382,7 +363,7 @@ class _Trainer:
                                "train_error": 1.0 - float(correct) / n}
         if cfg.auxiliary and model.auxiliary_modules():
             row["train_aux_loss"] = float(aux_sum) / n
-        if _finite(row["train_loss"]) and _finite(row.get("train_aux_loss", 0.0)):
+        if is_finite(row["train_loss"]) and is_finite(row.get("train_aux_loss", 0.0)):
             row["test_loss"], test_acc = self.evaluate_test()
             row["test_error"] = 1.0 - test_acc
         row["epoch_time_s"] = round(time.perf_counter() - t0, 3)
@@ -434,24 +415,20 @@ def evaluate(run_dir: str | Path | None = None, *, genotype: Any = None, space: 
     family = family_obj.name
     cfg = cfg.resolved(family_obj, source.space)
     family_obj.validate_genotype(source.genotype)
-    fp = _fingerprint(cfg, source.genotype)
+    fp = cfg.fingerprint(source.genotype)
     eval_id = f"eval-{cfg.dataset}-seed{cfg.seed}-{fp}"
     out_dir = source.out_dir if source.out_dir is not None else Path(cfg.out) / eval_id
-    doc_path, ckpt_path = out_dir / EVALUATION_FILE, out_dir / CHECKPOINT_FILE
+    doc_path = out_dir / EVALUATION_FILE
 
-    previous = json.loads(doc_path.read_text()) if doc_path.exists() else None
-    if previous is not None:
-        if previous.get("fingerprint") != fp:
-            raise RunDirError(
-                f"{out_dir} already holds an evaluation with other settings (id "
-                f"{previous.get('eval_id')}); delete {EVALUATION_FILE}, {METRICS_FILE} and "
-                f"{CHECKPOINT_FILE} there to replace it, or evaluate with its settings")
-        if not resume:
-            raise RunDirError(
-                f"{out_dir} already holds this evaluation (status: {previous.get('status')}); "
-                f"pass --resume (resume=True) to continue it")
-        if previous.get("status") in ("finished", "diverged"):
-            return out_dir
+    previous = read_json(doc_path)
+    if previous is not None and previous.get("fingerprint") != fp:
+        raise RunDirError(
+            f"{out_dir} already holds an evaluation with other settings (id "
+            f"{previous.get('eval_id')}); delete {EVALUATION_FILE}, {METRICS_FILE} and "
+            f"{CHECKPOINT_FILE} there to replace it, or evaluate with its settings")
+    refuse_existing(doc_path, resume, what="this evaluation", hint="")
+    if is_done(previous):
+        return out_dir
 
     device = resolve_device(cfg.device)
     data = load_dataset(cfg.dataset, cfg.data_root, **cfg.dataset_options)
@@ -461,78 +438,64 @@ def evaluate(run_dir: str | Path | None = None, *, genotype: Any = None, space: 
     macs = count_macs(trainer.model, input_shape)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    history: list[dict[str, Any]] = []
-    start_epoch, wall = 0, 0.0
-    env = environment(device)
-    if resume and ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if state.get("fingerprint") != fp:
-            raise RunDirError(f"{ckpt_path} belongs to another evaluation; delete it to start over")
-        trainer.model.load_state_dict(state["model"])
-        trainer.opt.load_state_dict(state["optimizer"])
-        history, start_epoch, wall = state["history"], state["epoch"], state["wall_time_s"]
-
     doc: dict[str, Any] = {
-        "eval_id": eval_id, "fingerprint": fp, "status": "running",
+        "eval_id": eval_id, "fingerprint": fp, "status": RUNNING,
         "family": family, "space": source.space, "source_run": source.run,
         "genotype": genotype_to_dict(source.genotype), "genotype_str": str(source.genotype),
         "dataset": cfg.dataset, "seed": cfg.seed, "epochs": cfg.epochs,
         "settings": cfg.to_dict(), "input_shape": list(input_shape),
         "num_classes": data.num_classes, **counts, "params_M": round(counts["params"] / 1e6, 4),
         "macs": macs, "steps_per_epoch": trainer.steps_per_epoch,
-        "environment": env,
     }
-    if previous is not None and start_epoch > 0:  # keep the original record, note the resumption
+    rec = RunRecorder(doc_path, out_dir / METRICS_FILE, out_dir / CHECKPOINT_FILE, doc,
+                      _summarize, fingerprint=fp)
+    state = rec.restore(device) if resume else None
+    if state is not None:
+        trainer.model.load_state_dict(state["model"])
+        trainer.opt.load_state_dict(state["optimizer"])
+    env = environment(device)
+    doc["environment"] = env
+    if previous is not None and rec.start_epoch > 0:  # keep the original record, note the resumption
         doc["environment"] = previous.get("environment", env)
-        doc["resumed"] = previous.get("resumed", []) + [{"at_epoch": start_epoch,
+        doc["resumed"] = previous.get("resumed", []) + [{"at_epoch": rec.start_epoch,
                                                          "environment": env}]
-
-    def finish(status: str, **extra: Any) -> None:
-        errors = [r["test_error"] for r in history if "test_error" in r]
-        last = history[-1] if history else {}
-        doc.update(status=status, epochs_done=len(history), wall_time_s=round(wall, 3),
-                   final_test_error=last.get("test_error"),
-                   final_train_error=last.get("train_error"),
-                   best_test_error=min(errors) if errors else None,
-                   curve=history, **extra)
-        atomic_write(doc_path, json.dumps(doc, indent=2) + "\n")
 
     if cfg.progress:
         print(f"{eval_id}: {family} genotype on {cfg.dataset}, {cfg.layers} cells x "
               f"{cfg.channels} channels, {counts['params'] / 1e6:.3f}M params, "
               f"{macs / 1e6:.1f}M MACs, {trainer.steps_per_epoch} steps/epoch, device {device} "
               f"-> {out_dir}", file=sys.stderr)
-    finish("running")
-    try:
-        for epoch in range(start_epoch, cfg.epochs):
+    rec.finish(RUNNING)
+    # an exception leaves the status "running", as evaluations always have (the search
+    # records "failed")
+    with rec.guard(record_failures=False):
+        for epoch in range(rec.start_epoch, cfg.epochs):
             t0 = time.perf_counter()
             row = trainer.epoch(epoch)
-            wall += time.perf_counter() - t0
-            bad = {k: v for k, v in row.items() if k.endswith("_loss") and not _finite(v)}
-            if bad:
-                finish("diverged", diverged_at_epoch=epoch,
-                       error=f"non-finite loss in epoch {epoch}: "
-                             + ", ".join(f"{k}={v}" for k, v in bad.items()))
+            rec.wall += time.perf_counter() - t0
+            if rec.diverged(row, epoch):
                 return out_dir
-            row["wall_time_s"] = round(wall, 3)
-            history.append(row)
-            torch.save({"epoch": epoch + 1, "model": trainer.model.state_dict(),
-                        "optimizer": trainer.opt.state_dict(), "history": history,
-                        "wall_time_s": wall, "fingerprint": fp}, out_dir / (CHECKPOINT_FILE + ".tmp"))
-            os.replace(out_dir / (CHECKPOINT_FILE + ".tmp"), ckpt_path)
-            _write_rows(out_dir / METRICS_FILE, history)
-            finish("running")
+            row["wall_time_s"] = round(rec.wall, 3)
+            rec.record_epoch(row, {"model": trainer.model.state_dict(),
+                                   "optimizer": trainer.opt.state_dict()})
             if cfg.progress:
                 print(f"epoch {epoch + 1}/{cfg.epochs}  lr {row['lr']:.5f}  train_err "
                       f"{row['train_error']:.4f}  test_err {row['test_error']:.4f}  "
                       f"({row['epoch_time_s']:.1f}s)", file=sys.stderr)
             if on_epoch_end is not None:
                 on_epoch_end(epoch, row)
-    except KeyboardInterrupt:
-        finish("interrupted")
-        raise
-    finish("finished")
+    rec.finish(FINISHED)
     return out_dir
+
+
+def _summarize(history: list[dict[str, Any]]) -> dict[str, Any]:
+    """The headline numbers of ``evaluation.json`` (after status, epochs_done, wall_time_s)."""
+    errors = [r["test_error"] for r in history if "test_error" in r]
+    last = history[-1] if history else {}
+    return dict(final_test_error=last.get("test_error"),
+                final_train_error=last.get("train_error"),
+                best_test_error=min(errors) if errors else None,
+                curve=history)
 
 
 def read_evaluation(path: str | Path) -> dict[str, Any] | None:
@@ -540,4 +503,4 @@ def read_evaluation(path: str | Path) -> dict[str, Any] | None:
     p = Path(path)
     if p.is_dir():
         p = p / EVALUATION_FILE
-    return json.loads(p.read_text()) if p.exists() else None
+    return read_json(p)

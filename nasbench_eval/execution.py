@@ -34,12 +34,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import nn
 
 from .errors import NasbenchEvalError
 
 if TYPE_CHECKING:
     from .methods import Method
+    from .spaces.supernet import SupernetBase
 
 MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -127,13 +127,13 @@ def reference_execution() -> dict[str, Any]:
             "compile": False, "cuda_graphs": False, "fused_edges": "off"}
 
 
-def prepare_model(model: nn.Module, ex: Execution, device: torch.device) -> nn.Module:
-    """Apply layout, backend flags and compilation to a freshly built supernet (in place)."""
+def prepare_model(model: SupernetBase, ex: Execution, device: torch.device) -> SupernetBase:
+    """Apply layout, backend flags, the fused-edges switch (a seam call: families without a
+    fused path ignore it) and compilation to a freshly built supernet (in place)."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = ex.cudnn_benchmark
     model.to(memory_format=ex.torch_memory_format)
-    if hasattr(model, "fused_edges"):  # DARTS-cell supernets (spaces/fused_cell.py)
-        model.fused_edges = ex.fused_edges
+    model.set_fused_edges(ex.fused_edges)
     if ex.compile:
         # in place, so state_dict keys (and checkpoints) are those of the plain module;
         # CUDA graphs (reduce-overhead) only where there is a GPU to capture on

@@ -180,9 +180,18 @@ def write_metrics(path: str | Path, rows: list[dict[str, Any]]) -> None:
         w.writerows(rows)
 
 
-def read_summary(run_dir: str | Path) -> dict[str, Any] | None:
-    """``summary.json`` of a run directory, or None when there is none (yet)."""
-    return read_json(Path(run_dir) / SUMMARY_FILE)
+def read_summary(run_dir: str | Path, *, unreadable_ok: bool = False) -> dict[str, Any] | None:
+    """``summary.json`` of a run directory, or None when there is none (yet).
+
+    ``unreadable_ok``: None also for a file that cannot be read or is not JSON, instead of
+    the error; the sweep reads the summaries of runs it does not own this way, so one damaged
+    directory does not stop a grid (that run then fails on its own, with the error)."""
+    try:
+        return read_json(Path(run_dir) / SUMMARY_FILE)
+    except (OSError, ValueError):
+        if unreadable_ok:
+            return None
+        raise
 
 
 def write_summary(run_dir: str | Path, summary: dict[str, Any]) -> None:
@@ -266,27 +275,23 @@ class RunRecorder:
                                  files={GENOTYPES_FILE: text})   # extra files: optional
         rec.finish(FINISHED)
 
-    The evaluation stage (``train.evaluate``, lines 674-804 at 3e5e372; ``evaluation.py``
-    after the seams redesign) adopts it with the same files and bytes as today:
+    The evaluation stage (:func:`nasbench_eval.evaluation.evaluate`) uses it over its own file
+    names, with the files and bytes ``train.evaluate`` wrote at 3e5e372:
 
-    * ``previous = read_json(doc_path)``; keep its settings-fingerprint check ("other
-      settings") first, then ``refuse_existing(doc_path, resume, what="this evaluation",
-      hint="")`` (today's message, word for word) and ``if is_done(previous): return out_dir``;
+    * its settings-fingerprint check ("other settings") first, then
+      ``refuse_existing(doc_path, resume, what="this evaluation", hint="")`` and
+      ``if is_done(previous): return out_dir``;
     * ``RunRecorder(out_dir / "evaluation.json", out_dir / "evaluation_metrics.csv",
-      out_dir / "evaluation_checkpoint.pt", doc, summarize, fingerprint=fp)`` where ``doc`` is
-      the evaluation document (its ``status`` key already in place) and ``summarize =
-      lambda h: {"final_test_error": ..., "final_train_error": ..., "best_test_error": ...,
-      "curve": h}``; ``fingerprint=fp`` stores ``fp`` in the checkpoint and makes
+      out_dir / "evaluation_checkpoint.pt", doc, summarize, fingerprint=fp)``: ``doc`` is the
+      evaluation document (its ``status`` key in place), ``summarize`` gives
+      ``final_test_error``, ``final_train_error``, ``best_test_error`` and ``curve``;
+      ``fingerprint=fp`` (the evaluation id's hash) is stored in the checkpoint and makes
       :meth:`restore` refuse another evaluation's;
-    * ``state = rec.restore(device) if resume else None``; load ``state["model"]`` and
-      ``state["optimizer"]``; then, before the first ``finish``, set ``doc["environment"]``
-      and append ``doc["resumed"]`` (at ``rec.start_epoch``) as today, so the keys keep
-      their order;
+    * ``doc["environment"]`` (and ``doc["resumed"]`` after a resumption) set after
+      :meth:`restore`, before the first :meth:`finish`, so the keys keep their order;
     * the loop above with state ``{"model": ..., "optimizer": ...}``, no extra files, and
-      ``rec.guard(record_failures=False)`` to keep today's behaviour (an exception leaves
-      ``running``; ``True`` would record ``failed`` as the search does);
-    * ``_fingerprint``, ``_finite``, ``_write_rows``, ``finish`` and the ``torch.save`` /
-      ``os.replace`` lines go; ``fp = fingerprint({**settings, "genotype": ...})``.
+      ``rec.guard(record_failures=False)``: an exception leaves ``running`` as evaluations
+      always have (the search records ``failed``).
     """
 
     def __init__(self, summary_path: str | Path, metrics_path: str | Path,

@@ -32,8 +32,8 @@ from .resolve import resolve_config
 from .rundir import (CONFIG_FILE, FINISHED, GENOTYPES_FILE, RUNNING, SUMMARY_FILE, RunRecorder,
                      derived_seed, environment, is_done, is_finite, read_json, refuse_existing,
                      write_json)
-# re-exported for train.py (the evaluation stage) until it imports them from rundir/execution
-from .rundir import atomic_write, read_summary  # noqa: F401
+# re-exported for cli/run.py until it imports it from rundir
+from .rundir import read_summary  # noqa: F401
 from .spaces import load_space
 from .spaces.base import Space
 

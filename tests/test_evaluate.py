@@ -104,6 +104,57 @@ def test_nan_loss_ends_with_status_diverged(tmp_path):
     assert doc["epochs_done"] == 0 and not (out / "evaluation_checkpoint.pt").exists()
 
 
+
+# the document's layout (key order) as train.evaluate wrote it at 3e5e372
+EVALUATION_KEYS = ["eval_id", "fingerprint", "status", "family", "space", "source_run",
+                   "genotype", "genotype_str", "dataset", "seed", "epochs", "settings",
+                   "input_shape", "num_classes", "params", "params_with_auxiliary", "params_M",
+                   "macs", "steps_per_epoch", "environment", "epochs_done", "wall_time_s",
+                   "final_test_error", "final_train_error", "best_test_error", "curve"]
+
+
+def test_evaluation_id_and_document_layout_are_todays(tmp_path):
+    import hashlib
+
+    cfg = EvalConfig(dataset="digits", epochs=1, max_steps_per_epoch=1, batch_size=32, **TINY)
+    cfg = cfg.resolved("darts-cell", "darts")
+    genotype = genotype_from_json(DARTS_V2)
+    # the id hash of 3e5e372 (train._fingerprint): settings without execution fields + genotype
+    d = {k: v for k, v in cfg.to_dict().items()
+         if k not in {"device", "out", "data_root", "progress"}}
+    d["genotype"] = genotype.to_dict()
+    old = hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    assert cfg.fingerprint(genotype) == old
+    out = evaluate(genotype=DARTS_V2, dataset="digits", epochs=1, max_steps_per_epoch=1,
+                   batch_size=32, out=str(tmp_path), **TINY)
+    assert out.name == f"eval-digits-seed0-{old}"
+    doc = read_evaluation(out)
+    assert list(doc) == EVALUATION_KEYS and doc["fingerprint"] == old
+    with pytest.raises(RunDirError) as exc:
+        evaluate(genotype=DARTS_V2, dataset="digits", epochs=1, max_steps_per_epoch=1,
+                 batch_size=32, out=str(tmp_path), **TINY)
+    assert str(exc.value) == (f"{out} already holds this evaluation (status: finished); pass "
+                              f"--resume (resume=True) to continue it")
+
+
+def test_an_exception_leaves_the_evaluation_running_and_resumable(tmp_path):
+    kw = dict(genotype=DARTS_V2, dataset="digits", epochs=2, max_steps_per_epoch=1,
+              batch_size=32, out=str(tmp_path), **TINY)
+
+    def fail_after_first(epoch, row):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        evaluate(on_epoch_end=fail_after_first, **kw)
+    out = next(tmp_path.iterdir())
+    doc = read_evaluation(out)
+    assert doc["status"] == "running" and doc["epochs_done"] == 1  # not "failed", as before
+    first_env = doc["environment"]
+    doc = read_evaluation(evaluate(resume=True, **kw))
+    assert doc["status"] == "finished" and doc["epochs_done"] == 2
+    assert doc["environment"] == first_env and doc["resumed"][0]["at_epoch"] == 1
+    assert list(doc) == EVALUATION_KEYS[:20] + ["resumed"] + EVALUATION_KEYS[20:]
+
 # --------------------------------------------------------------- network and its counts
 
 def test_darts_v2_parameter_count_is_the_papers_3_3m():

@@ -258,3 +258,38 @@ def test_capture_only_for_capturable_methods_and_only_on_cuda():
     s = _search("darts")
     s.method.make_capturable()
     assert all(g["capturable"] for g in s.method.alpha_opt.param_groups)
+
+
+# ----------------------------------------------------------------------------- seam switches
+
+def test_fused_edges_and_drop_path_off_are_seam_calls_every_supernet_takes():
+    """prepare_model switches the fused cells through ``set_fused_edges`` (no probing); a
+    family without a fused path (nb101, a bare SupernetBase) ignores it, and every supernet
+    accepts drop-path 0 ("off", what the one-shot oracle sets) while refusing a non-zero one
+    it cannot do."""
+    from nasbench_eval.execution import prepare_model
+    from nasbench_eval.spaces import load_space
+    from nasbench_eval.spaces.supernet import SupernetBase, SupernetSeamError
+
+    cpu = torch.device("cpu")
+    darts = load_space("s3").build_supernet(4, 3, 10, 3)
+    for fused in (True, False):
+        ex = resolve_execution("contiguous", "fp32", "device", False, cpu,
+                               fused_edges="on" if fused else "off")
+        assert prepare_model(darts, ex, cpu) is darts and darts.fused_edges is fused
+    darts.set_drop_path(0.3, "edge")
+    darts.set_drop_path(0.0)
+    assert darts.drop_path_prob == 0.0
+
+    class Bare(SupernetBase):
+        pass
+
+    nb = load_space("nb1shot1-3").build_supernet(4, 3, 3, 1)
+    for net in (nb, Bare()):
+        net.set_fused_edges(True)  # no fused path: nothing happens
+        net.set_drop_path(0.0)
+        net.set_drop_path(0.0, "edge")
+        net.set_edge_forward(None)
+        with pytest.raises(SupernetSeamError, match="drop"):
+            net.set_drop_path(0.2)
+    prepare_model(nb, resolve_execution("contiguous", "fp32", "device", False, cpu), cpu)

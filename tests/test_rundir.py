@@ -113,6 +113,14 @@ def test_summary_round_trip_keeps_key_order(tmp_path):
     assert read_summary(tmp_path / "nothing") is None
 
 
+
+def test_a_damaged_summary_is_an_error_unless_unreadable_ok(tmp_path):
+    (tmp_path / "summary.json").write_text('{"status": "runn')  # e.g. a disk that filled up
+    with pytest.raises(ValueError):
+        read_summary(tmp_path)
+    assert read_summary(tmp_path, unreadable_ok=True) is None  # the sweep's reading
+    assert read_summary(tmp_path / "nothing", unreadable_ok=True) is None
+
 def test_metrics_columns_in_order_of_first_appearance(tmp_path):
     write_metrics(tmp_path / "m.csv", [{"epoch": 0, "b": 1}, {"epoch": 1, "a": 2, "b": 3}])
     with (tmp_path / "m.csv").open(newline="") as f:

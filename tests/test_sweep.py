@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from nasbench_eval import sweep as sweep_mod
 from nasbench_eval.config import RunConfig
 from nasbench_eval.resolve import resolve_config
+from nasbench_eval.rundir import read_summary
 from nasbench_eval.sweep import LocalExecutor, SweepError, load_sweep_file, parse_seeds, run_sweep
 from nasbench_eval.cli import main as cli_main
 from helpers import read_metrics as metrics
@@ -183,8 +184,8 @@ def test_killed_sweep_resumes_every_run_exactly_once(tmp_path):
     try:
         deadline = time.time() + 120
         while True:  # kill when run 1 is finished and run 2 has checkpointed an epoch, not all
-            s1 = sweep_mod._read_summary(first) or {}
-            s2 = sweep_mod._read_summary(second) or {}
+            s1 = read_summary(first, unreadable_ok=True) or {}
+            s2 = read_summary(second, unreadable_ok=True) or {}
             if (s1.get("status") == "finished" and (second / "checkpoint.pt").exists()
                     and 1 <= (s2.get("epochs_done") or 0) < 3):
                 proc.send_signal(signal.SIGKILL)
@@ -441,3 +442,24 @@ def test_executors_are_a_registry():
         make_executor("slurm")
     with pytest.raises(SweepError, match="workers is only for --executor local"):
         make_executor("ray", workers=2)
+
+
+def test_sweep_id_is_todays():
+    # 3e5e372: "<name>-" + sha1 of the sorted run ids joined by newlines, 8 digits
+    cells = [types.SimpleNamespace(run_id=r) for r in ("b-run", "a-run")]
+    assert sweep_mod.sweep_id(types.SimpleNamespace(name="s"), cells) == "s-606627c4"
+
+
+def test_a_damaged_summary_does_not_stop_the_sweep_index(tmp_path):
+    from nasbench_eval.sweep import SweepIndex, SweepSpec, validate
+
+    spec = SweepSpec(methods=["darts"], spaces=["s2"], datasets=["digits"], seeds=[0],
+                     out=str(tmp_path), settings={"epochs": 1})
+    cells = validate(spec)
+    cells[0].path.mkdir(parents=True)
+    (cells[0].path / "summary.json").write_text("{")  # not JSON
+    index = SweepIndex.open(spec, sweep_mod.sweep_id(spec, cells), cells)
+    assert index.cell(cells[0])["status"] == "pending"
+    index.save()
+    assert [p.name for p in index.path.parent.iterdir()] == [index.path.name]  # no .tmp left
+    assert json.loads(index.path.read_text())["counts"] == {"pending": 1}

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..config import _EXECUTION_FIELDS
+from ..config import EXECUTION_FIELDS
 from ..errors import NasbenchEvalError
 from ..rundir import DONE, FAILED, INTERRUPTED, RUNNING, fingerprint
 
@@ -37,7 +37,7 @@ IDENTITY_COLUMNS = ["run_id", "method", "space", "dataset", "seed", "status", "p
 # agree on everything else share a "setting" and belong in one leaderboard row
 # (the run id's execution fields, fast-path ones included: runs made before those existed
 # have no such keys)
-_NOT_SETTING = {"seed"} | _EXECUTION_FIELDS
+_NOT_SETTING = {"seed"} | EXECUTION_FIELDS
 _ERROR_FIELDS = ("final_test_error", "best_test_error")
 
 

@@ -49,10 +49,7 @@ class OneShotOracle(Oracle):
 
     def score(self, genotype: Genotype, ctx: OracleContext) -> dict[str, Any]:
         model = copy.deepcopy(ctx.supernet)
-        # the discrete net is scored without drop-path (after the merge with the supernet
-        # seam: model.set_drop_path(0.0))
-        if hasattr(model, "drop_path_prob"):
-            model.drop_path_prob = 0.0
+        model.set_drop_path(0.0)  # the discrete net is scored without drop-path
         weights = ctx.space.discrete_weights(genotype, ctx.device)
         bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         for bn in bns:

@@ -75,8 +75,15 @@ class Supernet(Protocol):
         fuse edges step aside while a custom edge forward is set."""
 
     def set_drop_path(self, prob: float, scope: str = "op") -> None:
-        """Drop-path in train mode with probability ``prob`` (0 = off); ``scope`` is the
-        family's (DARTS cells: "op" or "edge")."""
+        """Drop-path in train mode with probability ``prob``; ``scope`` is the family's (DARTS
+        cells: "op" or "edge"). 0 is "off" and every supernet accepts it (the one-shot oracle
+        scores with ``set_drop_path(0.0)``); a non-zero probability is refused where there is
+        no drop-path."""
+
+    def set_fused_edges(self, enabled: bool) -> None:
+        """Use the family's fused fast path for mixed edges where it has one (an execution
+        setting, ``--fused-edges``: same results up to rounding, fewer kernels; DARTS cells:
+        :mod:`.darts.fused_cell`). Families without one ignore it."""
 
 
 class SupernetBase(nn.Module):
@@ -84,6 +91,9 @@ class SupernetBase(nn.Module):
     :class:`SupernetSeamError` naming it, so callers never probe (``hasattr``) for a call.
 
     A subclass sets ``self.classifier`` (an ``nn.Linear``) and overrides what it supports.
+    Switching something *off* is never refused (``set_edge_forward(None)``,
+    ``set_drop_path(0.0)``), and execution hints without a fast path to use are ignored
+    (``set_fused_edges``), so the runner and the oracles call these unconditionally.
     """
 
     def _refuse(self, call: str, why: str) -> SupernetSeamError:
@@ -101,5 +111,9 @@ class SupernetBase(nn.Module):
             raise self._refuse("set_edge_forward()", "its edges cannot be replaced")
 
     def set_drop_path(self, prob: float, scope: str = "op") -> None:
-        raise self._refuse("set_drop_path()", "it has no drop-path")
+        if prob:
+            raise self._refuse(f"set_drop_path({prob})", "it has no drop-path")
+
+    def set_fused_edges(self, enabled: bool) -> None:
+        """No fused fast path: the edges run as they always do."""
 

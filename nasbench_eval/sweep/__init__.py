@@ -37,16 +37,17 @@ from .executors import EXECUTORS, make_executor
 from .executors.base import Emit, Executor, SummaryWatch, run_cell
 from .executors.local import LocalExecutor, worker_main
 from .executors.ray import RAY_MISSING, RayExecutor, import_ray
-from .index import SweepIndex, SweepLock, _read_summary, sweep_index_path  # noqa: F401
+from .index import PENDING, SweepIndex, SweepLock, sweep_index_path
 from .progress import ProgressTable
 from .report import leaderboard_text, plain_table, print_summary
-from .spec import (DONE, EXECUTOR_KEYS, FILE_KEYS, GRID_KEYS, SETTING_FIELDS, Cell, SweepError,
-                   SweepSpec, load_sweep_file, parse_seeds)
+from ..rundir import DONE
+from .spec import (EXECUTOR_KEYS, FILE_KEYS, GRID_KEYS, SETTING_FIELDS, Cell, SweepError, SweepSpec,
+                   load_sweep_file, parse_seeds)
 from .validate import sweep_id, validate
 
 _worker_main = worker_main  # the name worker processes of older drivers were started with
 
-__all__ = ["DONE", "EXECUTORS", "EXECUTOR_KEYS", "FILE_KEYS", "GRID_KEYS", "RAY_MISSING",
+__all__ = ["DONE", "EXECUTORS", "EXECUTOR_KEYS", "FILE_KEYS", "GRID_KEYS", "PENDING", "RAY_MISSING",
            "SETTING_FIELDS", "Cell", "Emit", "Executor", "LocalExecutor", "ProgressTable",
            "RayExecutor", "SummaryWatch", "SweepError", "SweepIndex", "SweepLock", "SweepSpec",
            "import_ray", "leaderboard_text", "load_sweep_file", "make_executor", "parse_seeds",

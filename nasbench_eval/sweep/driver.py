@@ -8,10 +8,11 @@ import time
 from typing import Any, TextIO
 
 from .executors import make_executor
-from .index import SweepIndex, SweepLock, _read_summary, sweep_index_path
+from ..rundir import DIVERGED, DONE, FAILED, RUNNING, read_summary
+from .index import SweepIndex, SweepLock, sweep_index_path
 from .progress import ProgressTable
 from .report import _counts_line, print_summary
-from .spec import (DONE, GRID_KEYS, Cell, SweepError, SweepSpec, check_executor_settings,
+from .spec import (GRID_KEYS, Cell, SweepError, SweepSpec, check_executor_settings,
                    load_sweep_file, now)
 from .validate import sweep_id, validate
 
@@ -22,7 +23,7 @@ def plan_sweep(spec: SweepSpec) -> dict[str, Any]:
     sid = sweep_id(spec, cells)
     plan = []
     for cell in cells:
-        summary = _read_summary(cell.path)
+        summary = read_summary(cell.path, unreadable_ok=True)
         status = (summary or {}).get("status")
         done = (summary or {}).get("epochs_done") or 0
         if status in DONE:
@@ -142,9 +143,9 @@ def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, executor: st
                            else ""))
                 table.event(cell, kind, text)
             elif kind == "epoch":
-                entry.update(status="running", epochs_done=info["epochs_done"],
+                entry.update(status=RUNNING, epochs_done=info["epochs_done"],
                              final_test_error=info.get("test_error"))
-                table.set(cell, status="running", epochs_done=info["epochs_done"],
+                table.set(cell, status=RUNNING, epochs_done=info["epochs_done"],
                           test_error=info.get("test_error"))
                 err = info.get("test_error")
                 table.event(cell, kind, f"epoch {info['epochs_done']}/{cell.config.epochs}"
@@ -152,7 +153,7 @@ def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, executor: st
                 return  # no index write per epoch: summary.json of the run has it
             elif kind == "end":
                 took = time.time() - started_at.get(cell.index, time.time())
-                summary_doc = _read_summary(cell.path) or {}
+                summary_doc = read_summary(cell.path, unreadable_ok=True) or {}
                 entry.update(status=info["status"], error=info.get("error"),
                              traceback=info.get("traceback"), ended=now(),
                              epochs_done=summary_doc.get("epochs_done", entry["epochs_done"]) or 0,
@@ -164,7 +165,7 @@ def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, executor: st
                 detail = (f"  {entry['epochs_done']}/{cell.config.epochs} epochs"
                           + (f"  test_err {err:.4f}" if err is not None else "")
                           + f"  ({took:.1f} s; {done}/{len(cells)} done)")
-                if info["status"] in ("failed", "diverged") and info.get("error"):
+                if info["status"] in (FAILED, DIVERGED) and info.get("error"):
                     detail += f"\n      {info['status']}: {info['error']}"
                 table.event(cell, kind, info["status"] + detail)
             index.save()

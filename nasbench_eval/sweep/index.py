@@ -8,18 +8,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .spec import DONE, Cell, SweepError, SweepSpec, now
+from ..rundir import DONE, FAILED, INTERRUPTED, atomic_write, read_json, read_summary
+from .spec import Cell, SweepError, SweepSpec, now
+
+PENDING = "pending"
+"""Index status of a cell no run has started yet (the others are the runs' own statuses)."""
 
 
 def sweep_index_path(out: str | os.PathLike, sweep: str) -> Path:
     return Path(out) / "sweeps" / f"{sweep}.json"
-
-
-def _read_summary(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((path / "summary.json").read_text())
-    except (OSError, ValueError):
-        return None
 
 
 class SweepIndex:
@@ -31,12 +28,10 @@ class SweepIndex:
     @classmethod
     def open(cls, spec: SweepSpec, sid: str, cells: list[Cell]) -> SweepIndex:
         path = sweep_index_path(spec.out, sid)
-        old: dict[str, Any] = {}
-        if path.exists():
-            try:
-                old = json.loads(path.read_text())
-            except ValueError:
-                old = {}
+        try:
+            old: dict[str, Any] = read_json(path) or {}
+        except ValueError:  # a damaged index: rebuilt from the run directories
+            old = {}
         old_cells = {c.get("run_id"): c for c in old.get("cells", [])}
         doc = {"sweep_id": sid, "name": spec.name, "created": old.get("created", now()),
                "updated": now(), "out": spec.out, "grid": spec.grid(),
@@ -45,24 +40,24 @@ class SweepIndex:
         for cell in cells:
             prev = old_cells.get(cell.run_id, {})
             entry = {"index": cell.index, "run_id": cell.run_id, **cell.label(),
-                     "path": str(cell.path), "status": "pending", "epochs": cell.config.epochs,
+                     "path": str(cell.path), "status": PENDING, "epochs": cell.config.epochs,
                      "epochs_done": 0, "final_test_error": None, "error": None,
                      "traceback": None, "attempts": prev.get("attempts", 0),
                      "started": prev.get("started"), "ended": prev.get("ended")}
-            if prev.get("status") == "failed":  # keep the record until it is retried
-                entry.update(status="failed", error=prev.get("error"),
+            if prev.get("status") == FAILED:  # keep the record until it is retried
+                entry.update(status=FAILED, error=prev.get("error"),
                              traceback=prev.get("traceback"))
-            summary = _read_summary(cell.path)
+            summary = read_summary(cell.path, unreadable_ok=True)
             if summary:
                 status = summary.get("status")
                 entry.update(epochs_done=summary.get("epochs_done") or 0,
                              final_test_error=summary.get("final_test_error"))
                 if status in DONE:
                     entry.update(status=status, error=summary.get("error"), traceback=None)
-                elif status == "failed":  # the runner recorded the exception itself
-                    entry.update(status="failed", error=entry["error"] or summary.get("error"))
-                elif entry["status"] != "failed":
-                    entry["status"] = "interrupted"  # running or interrupted: nobody drives it
+                elif status == FAILED:  # the runner recorded the exception itself
+                    entry.update(status=FAILED, error=entry["error"] or summary.get("error"))
+                elif entry["status"] != FAILED:
+                    entry["status"] = INTERRUPTED  # running or interrupted: nobody drives it
             doc["cells"].append(entry)
         index = cls(path, doc)
         return index
@@ -77,9 +72,9 @@ class SweepIndex:
             counts[c["status"]] = counts.get(c["status"], 0) + 1
         self.doc["counts"] = counts
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.doc, indent=2, default=str) + "\n")
-        os.replace(tmp, self.path)
+        # rundir's writer (a temporary name unique per writer); default=str: the grid may
+        # hold values JSON has no type for
+        atomic_write(self.path, json.dumps(self.doc, indent=2, default=str) + "\n")
 
 
 class SweepLock:

@@ -5,6 +5,7 @@ import shutil
 import time
 from typing import Any, TextIO
 
+from ..rundir import FAILED, RUNNING
 from .spec import Cell
 
 _COLUMNS = ("#", "run id", "status", "epochs", "test err", "time")
@@ -54,7 +55,7 @@ class ProgressTable:
         shown = self.cells
         if max_rows is not None and len(shown) > max_rows:  # too long: the active and failed
             active = [c for c in shown if self.rows.get(c.index, {}).get("status")
-                      in ("running", "queued", "failed")]
+                      in (RUNNING, "queued", FAILED)]
             shown = sorted(active[:max_rows], key=lambda c: c.index)
         rows = [_COLUMNS] + [self._row(c) for c in shown]
         widths = [max(len(r[i]) for r in rows) for i in range(len(_COLUMNS))]

@@ -6,8 +6,9 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..rundir import DONE, FAILED, SUMMARY_FILE
 from .index import sweep_index_path
-from .spec import DONE
+
 
 def _counts_line(doc: dict[str, Any]) -> str:
     counts = doc.get("counts", {})
@@ -28,24 +29,19 @@ def plain_table(doc: dict[str, Any]) -> str:
 
 
 def leaderboard_text(doc: dict[str, Any]) -> tuple[str | None, str | None]:
-    """The analysis leaderboard of the grid's finished and diverged runs, when
-    ``nasbench_eval.analysis`` provides ``load_runs``, ``leaderboard`` and
-    ``format_leaderboard``; else ``(None, why)``."""
-    import importlib
-
-    try:
-        analysis = importlib.import_module("nasbench_eval.analysis")
-    except ImportError:
-        return None, None
-    if not all(hasattr(analysis, f) for f in ("load_runs", "leaderboard", "format_leaderboard")):
-        return None, None
+    """The analysis leaderboard of the grid's finished and diverged runs: ``(text, None)``,
+    ``(None, None)`` when no run is done, ``(None, why)`` when the analysis fails (the sweep
+    itself succeeded: the caller prints a plain table instead)."""
     paths = [c["path"] for c in doc["cells"]
-             if c["status"] in DONE and (Path(c["path"]) / "summary.json").exists()]
+             if c["status"] in DONE and (Path(c["path"]) / SUMMARY_FILE).exists()]
     if not paths:
         return None, None
     try:
-        runs = analysis.load_runs(paths)
-        return analysis.format_leaderboard(analysis.leaderboard(runs, metric="final")), None
+        # imported here: the analysis brings pandas, which a sweep needs only at its end
+        from ..analysis import format_leaderboard, leaderboard, load_runs
+
+        runs = load_runs(paths)
+        return format_leaderboard(leaderboard(runs, metric="final")), None
     except Exception as exc:  # noqa: BLE001 - the sweep itself succeeded: fall back
         return None, f"(leaderboard unavailable: {type(exc).__name__}: {exc})"
 
@@ -59,6 +55,6 @@ def print_summary(doc: dict[str, Any], stream: TextIO | None = None) -> None:
         print(note, file=stream)
     print(board if board is not None else plain_table(doc), file=stream)
     for c in doc["cells"]:
-        if c["status"] == "failed":
+        if c["status"] == FAILED:
             print(f"failed: {c['run_id']}: {c['error']}", file=stream)
     print(_counts_line(doc), file=stream, flush=True)

@@ -22,7 +22,6 @@ OWN_FIELDS = {"method", "space", "dataset", "seed", "method_options", "out", "pr
 SETTING_FIELDS = tuple(f.name for f in fields(RunConfig) if f.name not in OWN_FIELDS)
 EXECUTOR_KEYS = ("executor", "gpus", "ray_address", "cpus_per_run", "workers")
 FILE_KEYS = ("name", *GRID_KEYS, "out", "options", *SETTING_FIELDS, *EXECUTOR_KEYS)
-DONE = ("finished", "diverged")
 
 
 class SweepError(NasbenchEvalError):

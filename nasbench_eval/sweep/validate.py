@@ -2,16 +2,16 @@
 method option (by the method's option schema) and method/space pair, all problems at once."""
 from __future__ import annotations
 
-import hashlib
 import itertools
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import fields
 from typing import Any
 
 from ..config import RunConfig
 from ..errors import NasbenchEvalError
 from ..options import OptionError, resolve_given
+from ..rundir import fingerprint
 from .spec import OWN_FIELDS, SETTING_FIELDS, Cell, SweepError, SweepSpec
 
 _FIELD_TYPES = {f.name: str(f.type) for f in fields(RunConfig)}
@@ -67,18 +67,9 @@ def validate(spec: SweepSpec) -> list[Cell]:
         if not getattr(spec, key) and key not in spec.invalid:
             problems.append(f"{spec.where(key)}: missing; name at least one "
                             f"(--{key} a,b or '{key}' in a sweep file)")
-    classes: dict[str, type] = {}
-    for m in spec.methods:
-        try:
-            classes[m] = method_class(m)
-        except NasbenchEvalError as exc:
-            problems.append(f"{spec.where('methods')}: {exc}")
-    spaces: dict[str, Any] = {}
-    for s in spec.spaces:
-        try:
-            spaces[s] = load_space(s)
-        except NasbenchEvalError as exc:
-            problems.append(f"{spec.where('spaces')}: {exc}")
+    classes: dict[str, type] = _load_each(spec.methods, spec.where("methods"), method_class,
+                                          problems)
+    spaces: dict[str, Any] = _load_each(spec.spaces, spec.where("spaces"), load_space, problems)
     for d in spec.datasets:
         if d not in DATASETS:  # checked by name: loading would download
             problems.append(f"{spec.where('datasets')}: {unknown('dataset', d, DATASETS)}")
@@ -124,10 +115,23 @@ def validate(spec: SweepSpec) -> list[Cell]:
     return cells
 
 
+def _load_each(names: Iterable[str], where: str, load: Callable[[str], Any],
+               problems: list[str]) -> dict[str, Any]:
+    """``{name: load(name)}`` over the names of one grid axis; a name that fails is a problem
+    (prefixed with ``where`` it came from) instead of an error, so all are reported at once."""
+    loaded: dict[str, Any] = {}
+    for name in names:
+        try:
+            loaded[name] = load(name)
+        except NasbenchEvalError as exc:
+            problems.append(f"{where}: {exc}")
+    return loaded
+
+
 def sweep_id(spec: SweepSpec, cells: Iterable[Cell]) -> str:
     """``<name>-<hash of the cells' run ids>``: the same grid always has the same id."""
-    digest = hashlib.sha1("\n".join(sorted(c.run_id for c in cells)).encode()).hexdigest()
-    return f"{spec.name}-{digest[:8]}"
+    run_ids = "\n".join(sorted(c.run_id for c in cells))
+    return f"{spec.name}-{fingerprint(run_ids)}"
 
 
 def _method_options(spec: SweepSpec, classes: dict[str, type],

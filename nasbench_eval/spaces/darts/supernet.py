@@ -8,8 +8,9 @@ or capturable as the method needs.
 Methods reach the supernet only through the seam of :mod:`.supernet`:
 :meth:`DartsSupernet.candidates` (every candidate module, e.g. MSR's convs),
 ``classifier``, :meth:`DartsSupernet.set_edge_forward` (a custom computation of every mixed
-edge: sampled paths, partial channels; the fused cells step aside while one is set) and
-:meth:`DartsSupernet.set_drop_path`. Drop-path (ScheduledDropPath, used by R-DARTS(DP)) is
+edge: sampled paths, partial channels; the fused cells step aside while one is set),
+:meth:`DartsSupernet.set_drop_path` and :meth:`DartsSupernet.set_fused_edges` (the execution
+layer's switch for the fused cells). Drop-path (ScheduledDropPath, used by R-DARTS(DP)) is
 off unless a method sets a probability > 0; it acts in train mode only, with torch's global
 RNG. Its scope says what is dropped: ``"op"`` each non-identity candidate's output (the
 convention of DARTS's evaluation network, identity ops are never dropped) or ``"edge"`` the
@@ -190,6 +191,11 @@ class DartsSupernet(SupernetBase):
         if not 0.0 <= prob < 1.0:
             raise SupernetSeamError(f"drop-path probability must be in [0, 1), got {prob!r}")
         self.drop_path_prob, self.drop_path_scope = float(prob), scope
+
+    def set_fused_edges(self, enabled: bool) -> None:
+        """Run the cells source-fused (:mod:`.fused_cell`) when ``enabled``; a cell steps aside
+        to the per-edge loop while drop-path or an edge forward is active."""
+        self.fused_edges = bool(enabled)
 
     def forward(self, x: Tensor, weights: dict[str, Tensor]) -> Tensor:
         p = float(self.drop_path_prob) if self.training else 0.0

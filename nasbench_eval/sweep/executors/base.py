@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from ...config import RunConfig
-from ..index import _read_summary
+from ...rundir import FAILED, INTERRUPTED, RUNNING, SUMMARY_FILE, read_summary
 from ..spec import Cell
 
 Emit = Callable[[Cell, str, dict[str, Any]], None]
@@ -50,7 +50,7 @@ def run_cell(config: dict[str, Any], threads: int | None = None,
     """
     import torch
 
-    from ...runner import read_summary, run
+    from ...runner import run
 
     previous_threads = torch.get_num_threads()
     if threads:
@@ -58,12 +58,12 @@ def run_cell(config: dict[str, Any], threads: int | None = None,
     try:
         cfg = RunConfig.from_dict(config)
         run_dir = run(cfg, resume=True, on_epoch_end=on_epoch_end)
-        summary = read_summary(run_dir) or {}
-        return {"status": summary.get("status", "failed"), "error": summary.get("error"),
+        summary = read_summary(run_dir, unreadable_ok=True) or {}
+        return {"status": summary.get("status", FAILED), "error": summary.get("error"),
                 "traceback": None, "epochs_done": summary.get("epochs_done"),
                 "final_test_error": summary.get("final_test_error")}
     except Exception as exc:  # noqa: BLE001 - recorded in the index, the sweep goes on
-        return {"status": "failed", "error": f"{type(exc).__name__}: {exc}",
+        return {"status": FAILED, "error": f"{type(exc).__name__}: {exc}",
                 "traceback": traceback.format_exc(), "epochs_done": None,
                 "final_test_error": None}
     finally:
@@ -72,12 +72,12 @@ def run_cell(config: dict[str, Any], threads: int | None = None,
 
 
 def failed(error: str) -> dict[str, Any]:
-    return {"status": "failed", "error": error, "traceback": None, "epochs_done": None,
+    return {"status": FAILED, "error": error, "traceback": None, "epochs_done": None,
             "final_test_error": None}
 
 
 def interrupted() -> dict[str, Any]:
-    return {"status": "interrupted", "error": "interrupted (rerun the sweep to resume)",
+    return {"status": INTERRUPTED, "error": "interrupted (rerun the sweep to resume)",
             "traceback": None, "epochs_done": None, "final_test_error": None}
 
 
@@ -88,7 +88,7 @@ class SummaryWatch:
         self.seen: dict[int, tuple[int, float]] = {}
 
     def poll(self, cell: Cell, since: float, emit: Emit) -> None:
-        p = cell.path / "summary.json"
+        p = cell.path / SUMMARY_FILE
         try:
             mtime = p.stat().st_mtime
         except OSError:
@@ -96,13 +96,13 @@ class SummaryWatch:
         last_epochs, last_mtime = self.seen.get(cell.index, (-1, 0.0))
         if mtime < since - 1 or mtime == last_mtime:
             return
-        s = _read_summary(cell.path)
+        s = read_summary(cell.path, unreadable_ok=True)
         if not s:
             return
         if cell.index not in self.seen:
             emit(cell, "running", {})
         done = s.get("epochs_done") or 0
         self.seen[cell.index] = (done, mtime)
-        if done > max(last_epochs, 0) and s.get("status") == "running":
+        if done > max(last_epochs, 0) and s.get("status") == RUNNING:
             emit(cell, "epoch", {"epochs_done": done, "test_error": s.get("final_test_error")})
 

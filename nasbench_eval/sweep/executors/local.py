@@ -14,6 +14,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from ...rundir import atomic_write
 from ..spec import Cell, SweepError
 from . import EXECUTORS
 from .base import Emit, Executor, SummaryWatch, failed, interrupted, run_cell
@@ -165,7 +166,5 @@ def worker_main(argv: list[str] | None = None) -> None:
     _exit_with_parent()
     job = json.loads(Path(job_path).read_text())
     outcome = run_cell(job["config"], job.get("threads"))
-    tmp = Path(result_path + ".tmp")
-    tmp.write_text(json.dumps(outcome))
-    os.replace(tmp, result_path)
+    atomic_write(result_path, json.dumps(outcome))
 
