@@ -33,7 +33,6 @@ from .rundir import (CONFIG_FILE, FINISHED, GENOTYPES_FILE, RUNNING, SUMMARY_FIL
                      derived_seed, environment, is_done, is_finite, read_json, refuse_existing,
                      write_json)
 # re-exported for cli/run.py until it imports it from rundir
-from .rundir import read_summary  # noqa: F401
 from .spaces import load_space
 from .spaces.base import Space
 

@@ -143,7 +143,7 @@ def test_edge_forward_replaces_edges_and_fused_cells_step_aside():
         return edge.default(x_, w_)
 
     net.load_state_dict(state)
-    net.fused_edges = True
+    net.set_fused_edges(True)
     net.set_edge_forward(passthrough)
     # bitwise equal: the fused path (which sums in another order) was not used
     assert torch.equal(net(x, w), plain)

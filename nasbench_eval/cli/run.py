@@ -95,7 +95,8 @@ def build() -> click.Command:
 
 def execute(cfg: RunConfig, resume: bool) -> None:
     """Run ``cfg`` and print where the results are and the final architecture."""
-    from ..runner import read_summary, run as run_search
+    from ..rundir import read_summary
+    from ..runner import run as run_search
 
     run_dir = run_resumable(run_search, cfg, resume=resume)
     summary = read_summary(run_dir) or {}
