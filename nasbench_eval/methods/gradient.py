@@ -1,11 +1,12 @@
 """The DARTS alpha machinery: architecture parameters learned by gradient on search-val.
 
 :class:`GradientMethod` adds to :class:`~nasbench_eval.methods.weights.WeightTraining` one
-alpha tensor per cell type, Adam on them, the alpha step and lambda_max, the largest eigenvalue of
-the Hessian of L_val in alpha (RobustDARTS's convention). A step is the reference order: one alpha step on a validation batch, then
-one w step on a training batch. Subclasses change :meth:`GradientMethod.alpha_grads` (e.g.
-second order), :meth:`GradientMethod.w_step_weights` (e.g. SDARTS perturbations) or
-``self.mixing`` (e.g. Max-W, or a plugin's temperature softmax).
+alpha tensor per cell type, Adam on them, the alpha step and lambda_max, the largest
+eigenvalue of the Hessian of L_val in alpha (RobustDARTS's convention). A step is the
+reference order: one alpha step on a validation batch, then one w step on a training batch.
+Subclasses change :meth:`GradientMethod.alpha_grads` (e.g. second order),
+:meth:`GradientMethod.w_step_weights` (e.g. SDARTS perturbations) or ``self.mixing`` (e.g.
+Max-W, or a plugin's temperature softmax).
 """
 from __future__ import annotations
 

@@ -28,7 +28,7 @@ trained by the shared SGD step. The architecture is read off the weights:
   mode mixes with the per-cell weights averaged over the cells of a type (it evaluates one
   weight table per type); ``fixed`` is the 1/K mixing that was the default before issue 16.
 
-Differences of the public code we do not copy (docs/baselines.md): it ranks stride-1 edges
+Differences of the public code we do not copy (docs/methods.md): it ranks stride-1 edges
 of reduction cells on the cell *input* size (4x the real pixels, 12 edges affected, biasing
 its reduction cells towards inputs 0 and 1); it re-randomises the power-iteration vectors of
 depthwise convs on every forward; its 1x1 convs use the convolution-form power iteration
