@@ -20,6 +20,13 @@ _D = TypeVar("_D")
 # Defaults a method may override (``config_defaults`` on its class), e.g. MSR's batch 128.
 GLOBAL_DEFAULTS: dict[str, Any] = {"batch_size": 64, "train_portion": 0.5}
 
+# --- issue 16 (fidelity): the w schedule's settings a method may default differently (maxw:
+# sharpDARTS's cosine power annealing, p = 2, 5 warm-up epochs, down to 1e-4), and fields
+# added after run ids existed. A field in _NEUTRAL_FIELDS is left out of the run id while it
+# has that value, so every run id written before the field existed stays what it was.
+GLOBAL_DEFAULTS.update({"lr_schedule": "cosine", "w_lr_min": 0.001, "lr_warmup": 0})
+_NEUTRAL_FIELDS: dict[str, Any] = {"lr_warmup": 0, "hessian_weight_decay": True}
+
 # Fields that say where or how a run executes, not what it computes; excluded from the run id
 # (and from the analysis's "setting" of a run). The execution settings (execution.py) are here
 # too: they change speed, not results.
@@ -53,7 +60,7 @@ class RunConfig:
     train_portion: float | None = None  # None: the method's default, else 0.5
     # weights w: SGD, cosine annealing from w_lr to w_lr_min over the epochs
     w_lr: float = 0.025
-    w_lr_min: float = 0.001
+    w_lr_min: float | None = None  # None: the method's default, else 0.001 (maxw 1e-4)
     w_momentum: float = 0.9
     w_weight_decay: float = 3e-4
     grad_clip: float = 5.0
@@ -62,12 +69,17 @@ class RunConfig:
     alpha_betas: tuple[float, float] = (0.5, 0.999)
     alpha_weight_decay: float = 1e-3
     alpha_init_scale: float = 1e-3
-    # w learning-rate schedule over epochs: "cosine" or "cosine-power" (sharpDARTS, power p)
-    lr_schedule: str = "cosine"
+    # w learning-rate schedule over epochs: "cosine" or "cosine-power" (sharpDARTS, power p);
+    # None: the method's default, else "cosine" (maxw "cosine-power")
+    lr_schedule: str | None = None
     lr_power: float = 2.0
-    # dominant Hessian eigenvalue of L_val w.r.t. alpha every k epochs (0 = off)
+    # linear warm-up epochs of cosine-power (sharpDARTS); None: the method's, else 0 (maxw 5)
+    lr_warmup: int | None = None
+    # lambda_max of the Hessian of L_val w.r.t. alpha every k epochs (0 = off); Lanczos
+    # products per cycle; with the alpha weight-decay term (+wd I) as RobustDARTS
     hessian_every: int = 0
     hessian_iters: int = 20
+    hessian_weight_decay: bool = True
     # anytime scoring of the derived architecture; "auto" (resolve.resolve_config): the first
     # available of oracles.AUTO_ORDER (the NAS-Bench-101 table on 1Shot1 spaces when its
     # cache exists)
@@ -110,6 +122,9 @@ class RunConfig:
                              f"re-estimates BN on them), got {self.bn_recalibration_batches!r}")
         if self.hessian_every < 0:
             raise ValueError(f"hessian_every must be >= 0, got {self.hessian_every}")
+        if self.lr_warmup is not None and (not isinstance(self.lr_warmup, int)
+                                           or self.lr_warmup < 0):
+            raise ValueError(f"lr_warmup must be an integer >= 0, got {self.lr_warmup!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -118,11 +133,16 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        if "lr_warmup" not in d and d.get("lr_schedule") is not None:
+            # issue 16: a config.json written before lr_warmup existed (its schedule is
+            # concrete) ran without warm-up; maxw's new default must not apply to it
+            d = {**d, "lr_warmup": 0}
         return from_fields(cls, d, "config fields")
 
     def fingerprint(self) -> str:
         """Hash of everything that changes what the run computes."""
-        d = {k: v for k, v in self.to_dict().items() if k not in EXECUTION_FIELDS}
+        d = {k: v for k, v in self.to_dict().items() if k not in EXECUTION_FIELDS
+             and not (k in _NEUTRAL_FIELDS and v == _NEUTRAL_FIELDS[k])}
         return fingerprint(d)
 
     def run_id(self) -> str:

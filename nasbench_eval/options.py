@@ -30,6 +30,10 @@ class Option:
     ``none_ok``: None is a valid value (e.g. "derive it from another option"); the text
     ``none``/``null`` on the command line means None. ``choices``: the only valid values.
     ``minimum``/``maximum``: inclusive bounds for numbers; ``positive``: strictly > 0.
+    ``in_run_id``: the default itself enters the run id (it is written into the run's
+    ``method_options`` when the user leaves it unset). Set it on an option whose default
+    changed after run directories were published: a run made under the old default then
+    keeps its own id and can never be resumed under the new one.
     """
 
     default: Any
@@ -40,6 +44,7 @@ class Option:
     maximum: float | None = None
     positive: bool = False
     none_ok: bool = False
+    in_run_id: bool = False
 
     def __post_init__(self) -> None:
         if self.type not in _TYPE_NAMES:

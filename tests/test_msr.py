@@ -1,6 +1,7 @@
 """MSR-DARTS: spectral maths, spectral normalisation, stable-rank derivation, runs."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import warnings
@@ -297,6 +298,16 @@ def test_derivation_picks_lowest_stable_rank_ops_and_edges():
 
     genotype = m.derive()
     assert genotype.normal == NORMAL_GENOTYPE
+    # per cell (the paper): each cell instance its own topology from its own ranks
+    assert [t for t, _ in genotype.cells] == ["normal", "reduce", "reduce"]
+    assert genotype.cells[0][1] == NORMAL_GENOTYPE
+    for i in (1, 2):
+        own = m.cell_stable_ranks()[i][1]
+        assert genotype.cells[i][1] == m._derive_cell("reduce", own)
+    assert genotype.cells[1][1] != genotype.cells[2][1]
+    d = genotype.to_dict()
+    assert d["cells"][1] == {"type": "reduce", "pairs": [list(p) for p in genotype.cells[1][1]]}
+    assert m.space.genotype_from_dict(d) == genotype  # readers take the shared genotype
     assert genotype.normal_concat == genotype.reduce_concat == (2, 3, 4, 5)
     # reduce: the same rule, written out on the averaged table
     space = m.space
@@ -337,41 +348,98 @@ def test_no_architecture_parameters_or_gradients():
     assert out["lr"] == 0.025 and m.lr < 0.025 and "hessian_eig" not in out
 
 
-def test_fixed_mixing_is_one_over_k():
+def test_default_mixing_is_the_papers_plain_sum():
+    """Eq. (3): f_ij(x) = sum over candidates of o(x), every weight 1 (not 1/K)."""
     m, net = msr_method()
+    assert m.opts["msr_mixing"] == "sum"
     m.step(batch(), batch())
     for epoch in range(2):
         w = m.mixing_weights()
         assert set(w) == {"normal", "reduce"}
         for cell in w:
-            assert w[cell].shape == (14, 4)
-            assert torch.allclose(w[cell], torch.full((14, 4), 0.25))
+            assert torch.equal(w[cell], torch.ones(14, 4))
+        m.end_epoch(epoch)
+    # the supernet really sums: one edge's output is sum_k op_k(x)
+    cell = net.cells[0]
+    edge = cell.edges[0]
+    x = torch.randn(2, 4, 8, 8)
+    with torch.no_grad():
+        net.eval()
+        summed = sum(op(x) for op in edge.ops)
+        calls = []
+        net.set_edge_forward(lambda call, xx, ww: calls.append((call, ww)) or call.default(xx, ww))
+        net(batch(2)[0], m.mixing_weights())
+        net.set_edge_forward(None)
+        first = calls[0]
+        assert torch.equal(first[1], torch.ones(4))
+        assert torch.allclose(first[0].default(x, first[1]), summed, atol=1e-6)
+
+
+def test_fixed_mixing_is_one_over_k():
+    m, net = msr_method(msr_mixing="fixed")
+    m.step(batch(), batch())
+    for epoch in range(2):
+        for cell, w in m.mixing_weights().items():
+            assert torch.allclose(w, torch.full((14, 4), 0.25))
         m.end_epoch(epoch)
 
 
-def test_stable_rank_mixing_is_softmax_of_minus_stable_rank_per_edge():
+def test_stable_rank_mixing_is_the_public_codes_per_cell_softmax():
+    """Per cell instance and edge softmax(-stable rank) of that cell's own candidates, from the
+    initial weights in epoch 0 and recomputed before every epoch (public code's MixedOp)."""
     m, net = msr_method(**{"msr_mixing": "stable-rank"})
-    assert torch.allclose(m.mixing_weights()["normal"], torch.full((14, 4), 0.25))  # epoch 0
+    assert m.cell_mixing is None
+    x = batch()[0]
+    # epoch 0: the ranks of the initial weights at the real input sizes, not uniform
     m.step(batch(), batch())
+    assert m.cell_mixing is not None and len(m.cell_mixing) == 3
+    # (the probe forward ran on a copy; the first step then ran on the real supernet, so the
+    # sizes are known now and the weights are unchanged in the 1x1 matrices' directions)
+    sizes = [[spectral_norm_of(conv).input_size for *_, conv in entries]
+             for _, entries in m.candidates]
+    assert sizes[0][0] == (8, 8) and sizes[1][0] == (4, 4) and sizes[2][0] == (2, 2)
     g = torch.Generator().manual_seed(1)
     # moderate, known ranks so the softmax is not one-hot: pixels * t with t close to 1
-    ranks = [[1.0 + 0.01 * ((e + 3 * k) % 5) for k in range(4)] for e in range(14)]
-    set_last_conv_ranks(m, 0, ranks, g)
+    r0 = [[1.0 + 0.01 * ((e + 3 * k) % 5) for k in range(4)] for e in range(14)]
+    r1 = [[1.0 + 0.2 * ((2 * e + k) % 4) for k in range(4)] for e in range(14)]
+    r2 = [[1.0 + 0.2 * ((e + 2 * k) % 4) for k in range(4)] for e in range(14)]
+    for i, r in enumerate((r0, r1, r2)):
+        set_last_conv_ranks(m, i, r, g)
     out = m.end_epoch(0)
-    # independent computation from the raw weights: H*W * ||W||_F^2 / ||W||_2^2
-    expected = torch.empty(14, 4, dtype=torch.float64)
-    for e, k, _, conv in m.candidates[0][1]:
-        w = raw_weight(conv).detach().double()[:, :, 0, 0]
-        h, wd = spectral_norm_of(conv).input_size
-        expected[e, k] = h * wd * w.square().sum() / torch.linalg.matrix_norm(w, ord=2) ** 2
-    assert torch.allclose(expected, 64 * torch.tensor(ranks, dtype=torch.float64), rtol=1e-6)
-    w = m.mixing_weights()["normal"]
-    assert torch.allclose(w.double(), torch.softmax(-expected, dim=1), atol=1e-6)
-    assert torch.allclose(w.sum(1), torch.ones(14))
-    assert out["msr_stable_rank_normal"] == pytest.approx(expected.mean().item(), rel=1e-6)
-    # the reduce cells got their own per-edge softmax too
-    sr = m.stable_ranks()["reduce"]
-    assert torch.allclose(m.mixing_weights()["reduce"].double(), torch.softmax(-sr, 1), atol=1e-6)
+    # independent computation from the raw weights: H*W * ||W||_F^2 / ||W||_2^2, per cell
+    for i, (pixels, r) in enumerate(((64, r0), (16, r1), (4, r2))):
+        expected = torch.empty(14, 4, dtype=torch.float64)
+        for e, k, _, conv in m.candidates[i][1]:
+            w = raw_weight(conv).detach().double()[:, :, 0, 0]
+            h, wd = spectral_norm_of(conv).input_size
+            expected[e, k] = h * wd * w.square().sum() / torch.linalg.matrix_norm(w, ord=2) ** 2
+        assert torch.allclose(expected, pixels * torch.tensor(r, dtype=torch.float64), rtol=1e-6)
+        got = m.cell_mixing[i]
+        assert torch.allclose(got, torch.softmax(-expected.float(), dim=1), atol=1e-6)
+        assert torch.allclose(got.sum(1), torch.ones(14))
+    # the two reduction cells mix differently (not averaged over the cells of a type)
+    assert not torch.allclose(m.cell_mixing[1], m.cell_mixing[2], atol=1e-3)
+    # what the runner evaluates with: the per-type mean of the cells' weights
+    assert torch.allclose(m.mixing_weights()["reduce"],
+                          (m.cell_mixing[1] + m.cell_mixing[2]) / 2)
+    assert out["msr_stable_rank_normal"] == pytest.approx(64 * torch.tensor(r0).mean().item(),
+                                                           rel=1e-5)
+    # a w step really mixes each cell with its own weights: the edge forward hands
+    # call.default that cell's row, whatever row of the per-type table it was given
+    seen = {}
+    orig = m._edge_forward
+
+    def spy(call, xx, ww):
+        row = orig(dataclasses.replace(call, default=lambda _x, w: w), xx, ww)
+        seen[(call.cell, call.edge)] = row
+        return orig(call, xx, ww)
+
+    m._edge_forward = spy
+    m.step((x, batch()[1]), batch())
+    assert {c for c, _ in seen} == {0, 1, 2}
+    for (c, e), row in seen.items():
+        assert torch.equal(row, m.cell_mixing[c][e])
+    assert all(cell.edge_forward is None for cell in net.cells)  # only during MSR's forwards
 
 
 def test_without_reduction_cells_the_reduce_genotype_is_still_defined():
@@ -491,3 +559,19 @@ def test_resume_gives_the_same_metrics(tmp_path):
     assert json.loads((run_dir / "summary.json").read_text())["status"] == "finished"
     assert read_metrics(run_dir) == read_metrics(reference)
     assert (run_dir / "genotypes.jsonl").read_text() == (reference / "genotypes.jsonl").read_text()
+
+
+def test_msr_mixing_default_enters_the_run_id():
+    """msr's default mixing changed (1/K -> the paper's sum): a run made under the old default
+    (no msr_mixing in method_options) must never be resumed under the new one, so the default
+    is written into method_options and names a different run; an explicit choice is stable."""
+    from dataclasses import replace as _replace
+
+    base = RunConfig(method="msr", space="darts", dataset="digits")
+    new = resolve_config(base)
+    assert new.method_options == {"msr_mixing": "sum"}
+    old_style = _replace(new, method_options={})  # how a 3e5e372 msr run was identified
+    assert new.run_id() != old_style.run_id()
+    explicit = resolve_config(_replace(base, method_options={"msr_mixing": "fixed"}))
+    assert explicit.method_options == {"msr_mixing": "fixed"}
+    assert resolve_config(new) == new  # idempotent

@@ -10,9 +10,10 @@ suits the rank-sum test better than signed ranks), its p-value from the permutat
 distribution (exact enumeration for up to 10 + 10 runs; the normal approximation is poor
 with so many ties at these sizes), Holm-corrected over all the tests.
 
-The growth ratio is only defined when the first eigenvalue is positive (power iteration
-returns the eigenvalue of largest magnitude, which can be a small negative number on a flat
-landscape); other runs count in ``n`` but not in the growth columns. Diverged runs are
+The growth ratio is only defined when the first eigenvalue is positive; lambda_max with the
+decay term (runs since issue 16) is, but run directories from before issue 16 (no
+``hessian_eig_wd`` column) hold the eigenvalue of largest magnitude, which can be negative;
+such runs count in ``n`` but not in the growth columns. Diverged runs are
 counted (``diverged``) and left out of the means.
 """
 from __future__ import annotations

@@ -128,13 +128,14 @@ def plot_anytime(metrics: pd.DataFrame):
 
 
 def plot_hessian(metrics: pd.DataFrame):
-    """Dominant eigenvalue of the Hessian of L_val w.r.t. alpha vs search epoch."""
+    """lambda_max of the Hessian of L_val w.r.t. alpha vs search epoch (before issue 16 the
+    column held the largest-magnitude eigenvalue; see the README's Hessian tracking)."""
     if "hessian_eig" not in metrics.columns or metrics["hessian_eig"].notna().sum() == 0:
         raise AnalysisError("no run has Hessian eigenvalues (column hessian_eig); run the "
                             "searches with --hessian-every k")
     return _curves(metrics, "hessian_eig",
                    r"$\lambda_{max}$ of $\nabla^2_\alpha \mathcal{L}_{val}$",
-                   "Hessian dominant eigenvalue")
+                   "Hessian largest eigenvalue")
 
 
 def _per_run(runs: pd.DataFrame, metric: str) -> pd.DataFrame:

@@ -37,12 +37,20 @@ def build() -> click.Command:
                        "(default: the method's; 0.5, msr 0.8).")
     @click.option("--w-lr", default=_D.w_lr, show_default=True, type=float)
     @click.option("--alpha-lr", default=_D.alpha_lr, show_default=True, type=float)
-    @click.option("--lr-schedule", default=_D.lr_schedule, show_default=True,
-                  type=click.Choice(["cosine", "cosine-power"]), help="w learning-rate schedule.")
+    @click.option("--lr-schedule", default=None, type=click.Choice(["cosine", "cosine-power"]),
+                  help="w learning-rate schedule (default: the method's; cosine, maxw cosine-power).")
     @click.option("--lr-power", default=_D.lr_power, show_default=True, type=float,
-                  help="p of cosine power annealing (1 = plain cosine).")
+                  help="p of cosine power annealing (1 = its cosine special case).")
+    # issue 16 (fidelity): sharpDARTS's schedule settings, defaulted by the method
+    @click.option("--w-lr-min", default=None, type=float,
+                  help="Final w learning rate (default: the method's; 0.001, maxw 1e-4).")
+    @click.option("--lr-warmup", default=None, type=int,
+                  help="Linear warm-up epochs of cosine-power (default: the method's; 0, maxw 5).")
     @click.option("--hessian-every", default=_D.hessian_every, show_default=True, type=int,
-                  help="Dominant Hessian eigenvalue of L_val w.r.t. alpha every k epochs (0 = off).")
+                  help="lambda_max of the Hessian of L_val w.r.t. alpha every k epochs (0 = off).")
+    @click.option("--hessian-weight-decay/--no-hessian-weight-decay",
+                  default=_D.hessian_weight_decay, show_default=True,
+                  help="Include the alpha weight-decay term (+wd I) in the Hessian, as RobustDARTS.")
     @click.option("--max-steps-per-epoch", default=None, type=int, help="Cap steps per epoch (quick looks).")
     @click.option("--oracle", default=_D.oracle, show_default=True,
                   help="Anytime scorer of the derived architecture: auto (NAS-Bench-101 table on "

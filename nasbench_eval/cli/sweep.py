@@ -34,8 +34,13 @@ def build() -> click.Command:
     @click.option("--w-lr", type=float, help="[default: 0.025]")
     @click.option("--alpha-lr", type=float, help="[default: 3e-4]")
     @click.option("--lr-schedule", type=click.Choice(["cosine", "cosine-power"]),
-                  help="w learning-rate schedule [default: cosine].")
+                  help="w learning-rate schedule [default: each method's; cosine, maxw "
+                       "cosine-power].")
     @click.option("--lr-power", type=float, help="p of cosine power annealing [default: 2].")
+    @click.option("--lr-warmup", type=int, help="Linear warm-up epochs of cosine-power "
+                                                "[default: each method's; 0, maxw 5].")
+    @click.option("--w-lr-min", type=float, help="Final w learning rate [default: each "
+                                                 "method's; 0.001, maxw 1e-4].")
     @click.option("--hessian-every", type=int, help="Hessian eigenvalue every k epochs [default: 0, off].")
     @click.option("--max-steps-per-epoch", type=int, help="Cap steps per epoch (quick looks).")
     @click.option("--oracle", help="Anytime scorer (see `list oracles`) [default: auto].")

@@ -1,11 +1,12 @@
 """The DARTS alpha machinery: architecture parameters learned by gradient on search-val.
 
 :class:`GradientMethod` adds to :class:`~nasbench_eval.methods.weights.WeightTraining` one
-alpha tensor per cell type, Adam on them, the alpha step and the dominant Hessian eigenvalue
-of L_val in alpha. A step is the reference order: one alpha step on a validation batch, then
-one w step on a training batch. Subclasses change :meth:`GradientMethod.alpha_grads` (e.g.
-second order), :meth:`GradientMethod.w_step_weights` (e.g. SDARTS perturbations) or
-``self.mixing`` (e.g. Max-W, or a plugin's temperature softmax).
+alpha tensor per cell type, Adam on them, the alpha step and lambda_max, the largest
+eigenvalue of the Hessian of L_val in alpha (RobustDARTS's convention). A step is the
+reference order: one alpha step on a validation batch, then one w step on a training batch.
+Subclasses change :meth:`GradientMethod.alpha_grads` (e.g. second order),
+:meth:`GradientMethod.w_step_weights` (e.g. SDARTS perturbations) or ``self.mixing`` (e.g.
+Max-W, or a plugin's temperature softmax).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import RunConfig
-from ..hessian import dominant_eigenvalue
+from ..hessian import max_eigenvalue
 from ..spaces.base import Genotype
 from ..spaces.base import Space
 from .base import ArchWeights, Batch, Mixing
@@ -65,11 +66,17 @@ class GradientMethod(WeightTraining):
                 state["step"] = state["step"].to(p.device if flag else "cpu", torch.float32)
 
     # ------------------------------------------------------------------ pieces
-    def hessian_eigenvalue(self, batch: Batch) -> float:
-        """Dominant eigenvalue of d^2 L_val / d alpha^2 on ``batch`` (model in train mode, as
-        RobustDARTS computes it; stochastic ops see the same random numbers in every HVP)."""
+    def hessian_eigenvalue(self, batch: Batch, weight_decay: bool | None = None) -> float:
+        """lambda_max: the largest (algebraic) eigenvalue of the Hessian of L_val w.r.t. all
+        alphas on ``batch``, plus ``alpha_weight_decay`` (the decay term of the alpha
+        gradient, +wd * I) when ``weight_decay`` (default: ``cfg.hessian_weight_decay``,
+        on). This is RobustDARTS's number (``max(eigvals)`` of its ``Analyzer`` Hessian). Model
+        in train mode as the reference; stochastic ops see the same random numbers in every
+        Hessian-vector product; BN running statistics are restored afterwards."""
         self.supernet.train()
         keys = list(self.alphas)
+        if weight_decay is None:
+            weight_decay = self.cfg.hessian_weight_decay
 
         def loss(a: list[Tensor]) -> Tensor:
             dev = batch[0].device
@@ -81,10 +88,19 @@ class GradientMethod(WeightTraining):
         # BN running statistics must not move while we probe the curvature
         saved = {k: v.clone() for k, v in self.supernet.state_dict().items() if "running" in k}
         try:
-            return dominant_eigenvalue(loss, list(self.alphas.values()),
-                                       iters=self.cfg.hessian_iters)
+            wd = self.cfg.alpha_weight_decay if weight_decay else 0.0
+            return max_eigenvalue(loss, list(self.alphas.values()), weight_decay=wd,
+                                  iters=self.cfg.hessian_iters)
         finally:
             self.supernet.load_state_dict(saved, strict=False)
+
+    def hessian_metrics(self, batch: Batch) -> dict[str, float]:
+        """The metrics row's curvature columns: ``hessian_eig`` (lambda_max, see
+        :meth:`hessian_eigenvalue`) and ``hessian_eig_wd``, the weight-decay term it includes
+        (0.0 when left out). Run directories written before issue 16 lack ``hessian_eig_wd``:
+        their ``hessian_eig`` is the eigenvalue of largest magnitude, without the term."""
+        wd = self.cfg.alpha_weight_decay if self.cfg.hessian_weight_decay else 0.0
+        return {"hessian_eig": self.hessian_eigenvalue(batch), "hessian_eig_wd": wd}
 
     def alpha_grads(self, train_batch: Batch, val_batch: Batch) -> tuple[list[Tensor], Tensor]:
         """First order: d L_val / d alpha at the current w."""
@@ -118,7 +134,7 @@ class GradientMethod(WeightTraining):
         # epochs 0, k, 2k, ... and the last, as RobustDARTS's report_freq_hessian
         if k and self.alphas and self._last_val_batch is not None and (
                 epoch % k == 0 or epoch + 1 == self.cfg.epochs):
-            out["hessian_eig"] = self.hessian_eigenvalue(self._last_val_batch)
+            out.update(self.hessian_metrics(self._last_val_batch))
         return out
 
     def mixing_weights(self) -> ArchWeights:

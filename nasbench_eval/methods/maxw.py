@@ -10,6 +10,12 @@ Only the mixing changes; the alpha step (first order, validation batch), the w s
 optimizers are DARTS's (:class:`~nasbench_eval.methods.gradient.GradientMethod`). Gradients flow
 through ``max`` (into the leading entry's softmax).
 
+The search's w schedule defaults to sharpDARTS's (its ``cnn/train_search.py``): Cosine Power
+Annealing (Eq. 2) with p = 2 (``--lr-power``), 5 linear warm-up epochs (``--lr-warmup``) and a
+minimum learning rate of 1e-4 (``--w-lr-min``), normalised over epochs 1..T as the code does
+(:func:`nasbench_eval.schedules.cosine_power`). DARTS's plain cosine down to 1e-3 stays
+available: ``--lr-schedule cosine --lr-warmup 0 --w-lr-min 0.001``.
+
 Derivation uses ``softmax(alpha)``, not the Max-W weights. The op chosen on an edge is the
 same either way (per edge the transform adds a constant to every weight, so the argmax is
 unchanged), but the DARTS rule also ranks a node's incoming edges by their strongest
@@ -47,6 +53,9 @@ class MaxW(GradientMethod):
     capturable = True
     paper = ("Hundt, Jain & Hager, sharpDARTS: Faster and More Accurate Differentiable "
              "Architecture Search, 2019")
+    config_defaults = {"lr_schedule": "cosine-power", "lr_warmup": 5, "w_lr_min": 1e-4}
+    """sharpDARTS's search schedule (``train_search.py``: cosine power annealing, exponent
+    order 2 = RunConfig's ``lr_power`` default, 5 warm-up epochs, minimum lr 1e-4)."""
 
     def __init__(self) -> None:
         super().__init__()

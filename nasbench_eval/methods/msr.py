@@ -9,17 +9,34 @@ trained by the shared SGD step. The architecture is read off the weights:
 * the score of a candidate is the stable rank of its **last** conv (the final 1x1 pointwise
   conv of sep/dil convs) as an operator on its real input size (Sedghi et al.'s singular
   values; for 1x1 convs ``H*W`` times the stable rank of the ``C_out x C_in`` matrix);
-* the supernet has one weight matrix per cell type, so a candidate's score is the mean over
-  the cells of that type (the reference also writes such a cell-averaged genotype);
-* derivation: on each edge the op with the lowest stable rank; per node the 2 edges whose
-  best op has the lowest stable rank (ties: lower index);
-* mixing: ``fixed`` (default) weights every candidate of an edge 1/K (the paper: alpha fixed);
-  ``stable-rank`` uses softmax(-stable rank) per edge, recomputed once per epoch in
-  :meth:`Msr.end_epoch` (the public code). Its first epoch, before any stable rank of trained
-  weights exists, mixes with 1/K.
+* topology, as the paper: every cell instance has its own (its candidates' own stable
+  ranks; "each cell has an independent topology in our pipeline"), recorded in the genotype
+  record's ``cells`` field (:class:`MsrGenotype`); the *shared* genotype (one normal and one
+  reduction cell, from the mean rank over the cells of a type, as the public code's
+  ``arch_mean_min``) is the summary the run reports and the one ``evaluate`` trains: our
+  evaluation network (like the public code's ``model.py``) builds every cell of a type from
+  one genotype and has more cells (20) than the search supernet (8), so per-cell topologies
+  have no cell to map to;
+* derivation (per cell, and on the averaged table for the shared genotype): on each edge the
+  op with the lowest stable rank; per node the 2 edges whose best op has the lowest stable
+  rank (ties: lower index);
+* mixing (``msr_mixing``): ``sum`` (default, the paper's Eq. 3: every candidate with weight
+  1, no architecture weights); ``stable-rank``, the public code's ``MixedOp``: per cell
+  instance and per edge softmax(-stable rank) of that cell's own candidates, recomputed at the
+  start of every epoch from the current weights (epoch 0: the initial weights), numerically
+  one-hot (only the lowest-rank candidate of an edge trains). The runner's ``val_acc`` in that
+  mode mixes with the per-cell weights averaged over the cells of a type (it evaluates one
+  weight table per type); ``fixed`` is the 1/K mixing that was the default before issue 16.
+
+Differences of the public code we do not copy (docs/methods.md): it ranks stride-1 edges
+of reduction cells on the cell *input* size (4x the real pixels, 12 edges affected, biasing
+its reduction cells towards inputs 0 and 1); it re-randomises the power-iteration vectors of
+depthwise convs on every forward; its 1x1 convs use the convolution-form power iteration
+(same converged norm as our matrix form).
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import warnings
 from typing import Any
@@ -34,10 +51,31 @@ from ..spaces.darts.ops import OPS
 from ..spaces.darts.spec import CELL_TYPES, SearchSpace
 from ..spectral import conv_stable_rank, raw_weight, spectral_norm_of, spectral_normalize_conv
 from ..options import Option
-from .base import ArchWeights, register
+from ..spaces.supernet import EdgeCall
+from .base import ArchWeights, Batch, register
 from .weights import WeightTraining
 
-MIXINGS = ("fixed", "stable-rank")
+MIXINGS = ("sum", "stable-rank", "fixed")
+
+
+@dataclasses.dataclass(frozen=True)
+class MsrGenotype(Genotype):
+    """The shared genotype plus every cell instance's own topology (``cells``: (cell type,
+    pairs) in supernet order), which the paper derives. ``to_dict`` adds ``cells``; readers
+    of a genotype (``evaluate``, the oracles) take the shared cells and ignore it."""
+
+    cells: tuple[tuple[str, tuple[Pair, ...]], ...] = ()
+
+    def __eq__(self, other: object) -> bool:  # equal to the shared Genotype it summarises
+        return isinstance(other, Genotype) and Genotype.to_dict(self) == Genotype.to_dict(other)
+
+    def __hash__(self) -> int:
+        return hash((self.normal, self.reduce, self.normal_concat, self.reduce_concat))
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(),
+                "cells": [{"type": t, "pairs": [list(p) for p in pairs]}
+                          for t, pairs in self.cells]}
 
 
 def _is_conv_op(name: str) -> bool:
@@ -58,9 +96,10 @@ class Msr(WeightTraining):
     paper = ("Machida, Uto, Shinoda & Suzuki, Neural Architecture Search Using Stable Rank of "
              "Convolutional Layers (MSR-DARTS)")
     options = {
-        "msr_mixing": Option("fixed", str, "edge mixing: 'fixed' (1/K, paper) or 'stable-rank' "
-                             "(softmax(-rank) per edge, once per epoch, public code)",
-                             choices=MIXINGS),
+        "msr_mixing": Option("sum", str, "edge mixing: 'sum' (every candidate weight 1, the "
+                             "paper's Eq. 3), 'stable-rank' (per cell and edge softmax(-rank), "
+                             "each epoch, the public code) or 'fixed' (1/K, before issue 16)",
+                             choices=MIXINGS, in_run_id=True),  # its default changed: see Option
         "msr_coeff": Option(1.0, float, "spectral norm C every conv of a candidate op is set to",
                             positive=True),
         "msr_power_iters": Option(5, int, "power iterations per training forward of each conv",
@@ -135,7 +174,11 @@ class Msr(WeightTraining):
         """Per cell instance: (cell type, [(edge, column, op name, last conv)])."""
         self.n_normalized_convs = n_conv
         super().setup(supernet, space, cfg, steps_per_epoch)
-        self.train_weights = self._uniform_weights()
+        mode = self.opts["msr_mixing"]
+        self.train_weights = self._sum_weights() if mode == "sum" else self._uniform_weights()
+        self.cell_mixing: list[Tensor] | None = None
+        """stable-rank mode: per cell instance (supernet order), its (edges, K) weights."""
+        self._cell_pos = {cell: i for i, cell in enumerate(sorted(by_cell))}
 
     # ------------------------------------------------------------------ weights
     def _real_columns(self) -> dict[str, Tensor]:
@@ -146,6 +189,10 @@ class Msr(WeightTraining):
             out[cell] = torch.tensor(mask, dtype=torch.bool, device=self.device)
         return out
 
+    def _sum_weights(self) -> ArchWeights:
+        """The paper's Eq. (3): weight 1 on every candidate (0 on ``none`` padding)."""
+        return {cell: mask.float() for cell, mask in self._real_columns().items()}
+
     def _uniform_weights(self) -> ArchWeights:
         out = {}
         for cell, mask in self._real_columns().items():
@@ -153,20 +200,23 @@ class Msr(WeightTraining):
             out[cell] = m / m.sum(1, keepdim=True)
         return out
 
-    def cell_stable_ranks(self) -> list[tuple[str, Tensor]]:
+    def cell_stable_ranks(self, sizes: list[list[tuple[int, int]]] | None = None
+                          ) -> list[tuple[str, Tensor]]:
         """(cell type, (edges, K) float64 CPU tensor) per cell of the supernet: the stable rank
         of the last conv of every candidate, +inf on ``none`` columns.
 
-        A conv that has not seen an input yet (no forward) counts its 1x1 operator as one
+        ``sizes`` (per cell, per candidate) gives the input sizes when the convs have not
+        seen one yet; otherwise a conv without a forward counts its 1x1 operator as one
         pixel (the matrix stable rank).
         """
         rows = []
-        for cell_type, entries in self.candidates:
+        for i, (cell_type, entries) in enumerate(self.candidates):
             sr = torch.full(self.space.arch_shapes()[cell_type], float("inf"),
                             dtype=torch.float64)
             values = []
-            for _, _, _, conv in entries:
-                hw = conv.parametrizations["weight"][0].input_size or (1, 1)
+            for j, (_, _, _, conv) in enumerate(entries):
+                hw = (sizes[i][j] if sizes is not None
+                      else conv.parametrizations["weight"][0].input_size or (1, 1))
                 values.append(conv_stable_rank(raw_weight(conv), *hw, conv.stride,
                                                conv.padding, conv.dilation, conv.groups))
             if values:
@@ -191,16 +241,63 @@ class Msr(WeightTraining):
                     ~real, float("inf"))
         return out
 
-    def _stable_rank_weights(self, sr: dict[str, Tensor]) -> ArchWeights:
-        """softmax(-stable rank) over each edge's candidates (``none`` gets 0)."""
-        return {cell: torch.softmax(-s, dim=1).float().to(self.device) for cell, s in sr.items()}
+    # ------------------------------------------------------------------ stable-rank mixing
+    def _input_sizes(self, x: Tensor) -> list[list[tuple[int, int]]]:
+        """Input size of every candidate's last conv for inputs like ``x``, from a forward of
+        a copy of the supernet (the real one's BN statistics and power-iteration vectors
+        must not move before the first step)."""
+        probe = copy.deepcopy(self.supernet).eval()
+        with torch.no_grad():
+            probe(x[:1], self._sum_weights())
+        by_cell: dict[int, list[tuple[int, int]]] = {}
+        for cand in probe.candidates():
+            conv = [m for m in cand.module.modules() if isinstance(m, nn.Conv2d)][-1]
+            size = conv.parametrizations["weight"][0].input_size
+            by_cell.setdefault(cand.cell, []).append(size or (1, 1))
+        return [by_cell[c] for c in sorted(by_cell)]
+
+    def _update_cell_mixing(self, sizes: list[list[tuple[int, int]]] | None = None) -> None:
+        """The public code's ``MixedOp`` weights: per cell instance and edge, softmax over
+        that cell's own candidates of -stable rank (float32 as ``torch.Tensor(ranks)``;
+        ``none`` padding gets 0); the per-type average becomes ``train_weights`` (what
+        :meth:`mixing_weights` reports)."""
+        rows = self.cell_stable_ranks(sizes)
+        self.cell_mixing = [torch.softmax(-sr.float(), dim=1).to(self.device) for _, sr in rows]
+        for cell in CELL_TYPES:
+            mats = [w for (c, _), w in zip(rows, self.cell_mixing) if c == cell]
+            if mats:
+                self.train_weights[cell] = torch.stack(mats).mean(0)
+
+    def _edge_forward(self, call: EdgeCall, x: Tensor, w: Tensor) -> Tensor:
+        assert self.cell_mixing is not None
+        return call.default(x, self.cell_mixing[self._cell_pos[call.cell]][call.edge])
+
+    def loss(self, batch: Batch, weights: ArchWeights, autocast: bool = True
+             ) -> tuple[Tensor, Tensor]:
+        """The shared loss; in ``stable-rank`` mode every cell mixes with its own weights
+        (an edge forward set for this forward only, so oracles and evaluation of other
+        weights are unaffected)."""
+        if self.cell_mixing is None:
+            return super().loss(batch, weights, autocast)
+        self.supernet.set_edge_forward(self._edge_forward)
+        try:
+            return super().loss(batch, weights, autocast)
+        finally:
+            self.supernet.set_edge_forward(None)
 
     # ------------------------------------------------------------------ protocol
+    def step(self, train_batch: Batch, val_batch: Batch) -> dict[str, Tensor]:
+        if self.opts["msr_mixing"] == "stable-rank" and self.cell_mixing is None:
+            # epoch 0 mixes with the ranks of the initial weights, as the public code
+            self._update_cell_mixing(self._input_sizes(train_batch[0]))
+        return super().step(train_batch, val_batch)
+
     def end_epoch(self, epoch: int) -> dict[str, float]:
         out = super().end_epoch(epoch)
         sr = self.stable_ranks()
         if self.opts["msr_mixing"] == "stable-rank":
-            self.train_weights = self._stable_rank_weights(sr)
+            # the weights the next epoch starts with (the code recomputes before each epoch)
+            self._update_cell_mixing()
         present = {cell for cell, _ in self.candidates}
         for cell, s in sr.items():
             finite = s[torch.isfinite(s)]
@@ -208,12 +305,16 @@ class Msr(WeightTraining):
                 out[f"msr_stable_rank_{cell}"] = float(finite.mean())
         return out
 
-    def derive(self) -> Genotype:
+    def derive(self) -> MsrGenotype:
+        """The shared genotype (mean ranks per cell type) with every cell's own topology in
+        ``cells`` (the paper's per-cell derivation)."""
         sr = self.stable_ranks()
         concat = tuple(range(2, 2 + self.space.nodes))
-        return Genotype(normal=self._derive_cell("normal", sr["normal"]),
-                        reduce=self._derive_cell("reduce", sr["reduce"]),
-                        normal_concat=concat, reduce_concat=concat)
+        cells = tuple((cell_type, self._derive_cell(cell_type, r))
+                      for cell_type, r in self.cell_stable_ranks())
+        return MsrGenotype(normal=self._derive_cell("normal", sr["normal"]),
+                           reduce=self._derive_cell("reduce", sr["reduce"]),
+                           normal_concat=concat, reduce_concat=concat, cells=cells)
 
     def _derive_cell(self, cell: str, sr: Tensor) -> tuple[Pair, ...]:
         """Per edge the lowest-rank op; per node the 2 edges whose best op ranks lowest."""
@@ -233,9 +334,14 @@ class Msr(WeightTraining):
 
     def state_dict(self) -> dict[str, Any]:
         # the spectral-norm vectors are buffers of the supernet, saved with it
-        return {**super().state_dict(),
-                "mixing": {k: v.detach().cpu() for k, v in self.train_weights.items()}}
+        out = {**super().state_dict(),
+               "mixing": {k: v.detach().cpu() for k, v in self.train_weights.items()}}
+        if self.cell_mixing is not None:
+            out["cell_mixing"] = [w.detach().cpu() for w in self.cell_mixing]
+        return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.train_weights = {k: v.to(self.device) for k, v in state["mixing"].items()}
+        if "cell_mixing" in state:
+            self.cell_mixing = [w.to(self.device) for w in state["cell_mixing"]]

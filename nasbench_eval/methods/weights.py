@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import RunConfig
+from ..config import GLOBAL_DEFAULTS, RunConfig
 from ..schedules import lr_at
 from ..spaces.base import Space
 from .base import ArchWeights, Batch, Method
@@ -59,9 +59,19 @@ class WeightTraining(Method):
     def lr(self) -> float:
         return self.w_opt.param_groups[0]["lr"]
 
+    def setting(self, name: str) -> Any:
+        """``cfg.<name>``, or this method's default for it when the config was not resolved
+        (``resolve_config`` fills open settings before a run; a method built directly, as in
+        tests, fills them the same way)."""
+        value = getattr(self.cfg, name)
+        if value is None:
+            value = {**GLOBAL_DEFAULTS, **type(self).config_defaults}[name]
+        return value
+
     def _set_lr(self, epoch: int) -> None:
         c = self.cfg
-        lr = lr_at(c.lr_schedule, epoch, c.epochs, c.w_lr, c.w_lr_min, c.lr_power)
+        lr = lr_at(self.setting("lr_schedule"), epoch, c.epochs, c.w_lr,
+                   self.setting("w_lr_min"), c.lr_power, self.setting("lr_warmup"))
         for group in self.w_opt.param_groups:
             group["lr"] = lr
 
