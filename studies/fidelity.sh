@@ -20,8 +20,8 @@ sweep_s=$(( $(date +%s) - start ))
 nasbench-eval leaderboard "$runs" --quiet --out "$out/leaderboard.csv" > "$out/leaderboard.txt"
 nasbench-eval compare "$runs" --quiet --out "$out/compare.csv" > "$out/compare.txt"
 nasbench-eval plot "$runs" --quiet --kind param-free --kind hessian --kind seeds --kind anytime \
-    --format png,pdf --out-dir "$out"
-nasbench-eval fidelity "$runs" --quiet --out-dir "$out"
+    --format png,pdf --out "$out"
+nasbench-eval fidelity "$runs" --quiet --out "$out"
 python3 - "$study" "$out" "$sweep_s" <<'PY'
 import datetime, json, os, platform, subprocess, sys
 import torch
