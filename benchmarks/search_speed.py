@@ -10,7 +10,7 @@ execution settings differ (execution.py):
 * plain: a CPU ``torch.utils.data.DataLoader`` with per-image transforms, fp32, NCHW, no cuDNN
   autotuning, one module call per candidate of every edge (what the public DARTS code does);
 * fast:  batches drawn and augmented on the device, channels_last, source-fused cells (with the
-  CPU depthwise backward of spaces/dwconv.py), bf16 autocast on CUDA,
+  CPU depthwise backward of spaces/darts/dwconv.py), bf16 autocast on CUDA,
   cuDNN autotuning and the step captured as a CUDA graph on CUDA (``--no-cuda-graphs`` to
   leave it out; ``--compile`` uses torch.compile instead).
 

@@ -35,6 +35,25 @@ EXECUTION_FIELDS = frozenset({"out", "device", "progress", "data_root", "memory_
                               "fused_edges"})
 
 
+def identity_fields(config: Mapping[str, Any], drop: frozenset[str] = frozenset()
+                    ) -> dict[str, Any]:
+    """The settings of a config dict that identify what a run computes: without the execution
+    fields, without fields at their neutral value (added after run ids existed), and without
+    ``drop`` (e.g. the seed, for the analysis's "same setting"). The run id hashes this, and
+    the analysis groups runs by it, so a config.json written before a field existed and one
+    written after with the neutral value are the same setting."""
+    return {k: v for k, v in config.items() if k not in EXECUTION_FIELDS and k not in drop
+            and not (k in _NEUTRAL_FIELDS and v == _NEUTRAL_FIELDS[k])}
+
+
+def written_before_issue16(config: Mapping[str, Any]) -> bool:
+    """A config.json ``config`` written before the w-schedule warm-up and the Hessian
+    convention existed (commit 3e5e372 and the seams redesign): its run may have computed
+    ``cosine-power``, ``--hessian-every``, darts-es ``power`` and msr ``stable-rank`` the old
+    way, under the same run id as today."""
+    return "lr_warmup" not in config
+
+
 def from_fields(cls: type[_D], d: Mapping[str, Any], what: str) -> _D:
     """``cls(**d)`` for a settings dataclass, refusing keys that are not its fields by name
     (``what``: how the error calls them, e.g. "config fields") instead of a TypeError.
@@ -97,7 +116,7 @@ class RunConfig:
     data_loader: str = "device"
     compile: bool = False
     cuda_graphs: bool = False  # capture the step as a CUDA graph (execution.StepRunner)
-    fused_edges: str = "auto"  # run DARTS cells source-fused (spaces/fused_cell.py)
+    fused_edges: str = "auto"  # run DARTS cells source-fused (spaces/darts/fused_cell.py)
     device: str = "auto"
     out: str = "results"
     data_root: str | None = None
@@ -141,9 +160,7 @@ class RunConfig:
 
     def fingerprint(self) -> str:
         """Hash of everything that changes what the run computes."""
-        d = {k: v for k, v in self.to_dict().items() if k not in EXECUTION_FIELDS
-             and not (k in _NEUTRAL_FIELDS and v == _NEUTRAL_FIELDS[k])}
-        return fingerprint(d)
+        return fingerprint(identity_fields(self.to_dict()))
 
     def run_id(self) -> str:
         """Deterministic: the same settings always name the same run directory."""

@@ -231,9 +231,10 @@ def genotype_from_json(text_or_path: str | dict, space: str | None = None) -> An
         if family.recognises(d):
             return family.genotype_from_json(d)
     raise NasbenchEvalError(
-        "unrecognised genotype JSON: expected a DARTS genotype (normal, normal_concat, reduce, "
-        "reduce_concat), a NAS-Bench-101 cell (matrix, ops), or a document with 'genotype' / "
-        "'final_genotype'; pass --space to parse another family's genotype")
+        f"unrecognised genotype JSON: no registered space family ({', '.join(FAMILIES.names())})"
+        f" recognises it, and it is no document with 'genotype' / 'final_genotype'; pass "
+        f"--space to parse it as a genotype of that space (docs/spaces.md lists each family's "
+        f"genotype format)")
 
 
 def genotype_to_dict(genotype: Any) -> dict[str, Any]:

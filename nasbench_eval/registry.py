@@ -100,12 +100,12 @@ class Registry(Generic[T]):
 
     def _import_all(self) -> None:
         if not self._imported:
-            self._imported = True
-            if self.package is not None:
-                pkg = importlib.import_module(self.package)
+            if self.package is not None:  # a failing import leaves the flag unset: it is
+                pkg = importlib.import_module(self.package)  # raised again on the next lookup
                 for mod in pkgutil.iter_modules(pkg.__path__):
                     if mod.name not in self.skip and not mod.name.startswith("_"):
                         importlib.import_module(f"{self.package}.{mod.name}")
+            self._imported = True
         load_plugins()
 
     # -- lookup

@@ -14,10 +14,11 @@ the config must not import them (that was an import cycle: config -> methods -> 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
-from .config import GLOBAL_DEFAULTS, RunConfig
+from .config import GLOBAL_DEFAULTS, RunConfig, written_before_issue16
 from .methods import method_class
-from .options import as_schema
+from .options import as_schema, resolve_given
 from .oracles import resolve_auto_oracle
 from .spaces import load_space
 
@@ -27,14 +28,38 @@ def resolve_config(cfg: RunConfig) -> RunConfig:
     equal). Unknown method, space or oracle names raise the registries' errors."""
     cls = method_class(cfg.method)
     defaults = {**GLOBAL_DEFAULTS, **cls.config_defaults}
+    if cfg.lr_schedule is not None:
+        # a schedule the user chose: the method's schedule defaults (maxw: sharpDARTS's
+        # warm-up and minimum) belong to its own schedule, not to this one
+        defaults.update({k: GLOBAL_DEFAULTS[k] for k in ("lr_warmup", "w_lr_min")})
     out = replace(cfg, **{k: v for k, v in defaults.items() if getattr(cfg, k) is None})
+    # method options as the run id must see them: keys with underscores, values parsed
+    # (Python callers may pass "2" or dashed keys; the CLI and sweeps already parse them)
+    given = resolve_given(f"method '{cfg.method}'", cls.options, out.method_options)
     pinned = {k: opt.default for k, opt in as_schema(cls.options).items()
-              if opt.in_run_id and k not in out.method_options}
-    if pinned:  # defaults that enter the run id (Option.in_run_id), written out explicitly
-        out = replace(out, method_options={**out.method_options, **pinned})
+              if opt.in_run_id and k not in given}
+    if pinned or given != out.method_options:  # in_run_id defaults written out explicitly
+        out = replace(out, method_options={**given, **pinned})
     if out.oracle == "auto":  # resolved before the run id, so a resume keeps its oracle
         out = replace(out, oracle=resolve_auto_oracle(load_space(out.space), out))
     return out
 
 
-__all__ = ["resolve_config"]
+def legacy_resume_conflict(config: dict[str, Any], cfg: RunConfig) -> str | None:
+    """Why the unfinished run whose config.json settings are ``config`` must not be resumed
+    by this version, or None. Runs written before issue 16 keep their run ids, but where the
+    computation behind an unchanged id changed (cosine-power's normalisation, the Hessian
+    eigenvalue's convention, and what the method's ``legacy_resume_conflict`` names),
+    resuming would mix two versions in one run."""
+    if not written_before_issue16(config):
+        return None
+    if config.get("lr_schedule") == "cosine-power":
+        return ("the cosine-power schedule is now normalised over epochs 1..T as sharpDARTS "
+                "(before: 0..T-1)")
+    if config.get("hessian_every"):
+        return ("--hessian-every now reports lambda_max with the weight-decay term (before: "
+                "the eigenvalue of largest magnitude without it)")
+    return method_class(cfg.method).legacy_resume_conflict(config)
+
+
+__all__ = ["legacy_resume_conflict", "resolve_config"]

@@ -23,18 +23,18 @@ from torch import nn
 
 from .config import RunConfig
 from .data import BatchStream, Dataset, TorchLoaderStream, load_dataset
-from .errors import NasbenchEvalError
+from .errors import NasbenchEvalError, RunDirError
 from .execution import Execution, StepRunner, prepare_model, resolve_device, resolve_execution
 from .methods import Method, create_method
 from .oracles import Oracle, OracleContext, create_oracle
 from .oracles.oneshot import accuracy
-from .resolve import resolve_config
+from .resolve import legacy_resume_conflict, resolve_config
 from .rundir import (CONFIG_FILE, FINISHED, GENOTYPES_FILE, RUNNING, SUMMARY_FILE, RunRecorder,
                      derived_seed, environment, is_done, is_finite, read_json, refuse_existing,
                      write_json)
-# re-exported for cli/run.py until it imports it from rundir
 from .spaces import load_space
 from .spaces.base import Space
+from .spaces.supernet import SupernetBase
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
 
@@ -98,6 +98,11 @@ def build_search(cfg: RunConfig) -> Search:
     torch.manual_seed(derived_seed(cfg.seed, -1, "init"))
     supernet = space.build_supernet(cfg.channels, cfg.layers, data.num_classes,
                                     data.channels).to(device)
+    if not isinstance(supernet, SupernetBase):  # the seam every caller relies on
+        raise NasbenchEvalError(
+            f"space '{space.name}' (family {space.family}) built a {type(supernet).__name__}, "
+            f"which does not subclass nasbench_eval.spaces.supernet.SupernetBase; a family's "
+            f"supernet must (docs/spaces.md)")
     prepare_model(supernet, ex, device)
     search = Search(cfg, device, space, data, train, val, val_eval, test, supernet, method,
                     oracle, ex)
@@ -141,6 +146,19 @@ def run(cfg: RunConfig | None = None, *, resume: bool = False,
     if is_done(previous):
         return run_dir  # nothing left to do: a finished run is never repeated
 
+    if previous is not None:  # resuming: the record of how the run was started must be there
+        doc = read_json(run_dir / CONFIG_FILE)
+        if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict):
+            raise RunDirError(f"{run_dir / CONFIG_FILE} is missing or unreadable, so this run "
+                              f"cannot be resumed safely; move the directory aside to start "
+                              f"it again")
+        why = legacy_resume_conflict(doc["config"], cfg)
+        if why is not None:
+            raise RunDirError(
+                f"{run_dir} was started by an earlier version of nasbench-eval and is not "
+                f"finished; it cannot be continued by this one: {why}. Its epochs so far still "
+                f"load in the analysis; to run it again, move the directory aside (or use "
+                f"another --out) and run the same command")
     search = build_search(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     genotypes: list[dict[str, Any]] = []

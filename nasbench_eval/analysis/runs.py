@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..config import EXECUTION_FIELDS
+from ..config import identity_fields
 from ..errors import NasbenchEvalError
 from ..rundir import DONE, FAILED, INTERRUPTED, RUNNING, fingerprint
 
@@ -37,7 +37,6 @@ IDENTITY_COLUMNS = ["run_id", "method", "space", "dataset", "seed", "status", "p
 # agree on everything else share a "setting" and belong in one leaderboard row
 # (the run id's execution fields, fast-path ones included: runs made before those existed
 # have no such keys)
-_NOT_SETTING = {"seed"} | EXECUTION_FIELDS
 _ERROR_FIELDS = ("final_test_error", "best_test_error")
 
 
@@ -118,8 +117,7 @@ def _number(value: Any, path: Path, name: str) -> float:
 
 def setting_hash(config: dict[str, Any]) -> str:
     """Hash of a run's config without its seed and execution fields (8 hex digits)."""
-    d = {k: v for k, v in config.items() if k not in _NOT_SETTING}
-    return fingerprint(d)
+    return fingerprint(identity_fields(config, drop=frozenset({"seed"})))
 
 
 def read_run(run_dir: str | Path) -> dict[str, Any]:

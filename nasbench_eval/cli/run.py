@@ -117,6 +117,7 @@ def execute(cfg: RunConfig, resume: bool) -> None:
         from ..spaces import load_space
 
         g = load_space(cfg.space).genotype_from_dict(summary["final_genotype"])
-        click.echo(f"final anytime test error: {summary['final_test_error']:.4f}  "
-                   f"parameter-free fraction (normal): {summary['final_param_free_fraction']:.3f}")
+        err, pf = summary.get("final_test_error"), summary.get("final_param_free_fraction")
+        click.echo("final anytime test error: " + (f"{err:.4f}" if err is not None else "-")
+                   + ("" if pf is None else f"  parameter-free fraction (normal): {pf:.3f}"))
         click.echo(f"genotype: {g}")

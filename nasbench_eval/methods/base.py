@@ -73,6 +73,14 @@ class Method:
         """Context of the run's precision for supernet forwards (see :meth:`set_execution`)."""
 
     @classmethod
+    def legacy_resume_conflict(cls, config: dict[str, Any]) -> str | None:
+        """Why an unfinished run of this method written before issue 16 (``config``: its
+        config.json settings) must not be resumed by this version, or None. A method whose
+        computation changed under an unchanged run id says so here (darts-es ``power``, msr
+        ``stable-rank``); the runner refuses such a resume instead of mixing two versions."""
+        return None
+
+    @classmethod
     def description(cls) -> str:
         """First line of the class docstring (``list methods``)."""
         return method_description(cls)

@@ -187,6 +187,14 @@ class DartsES(RobustDartsBase):
                                  ">= this", minimum=0),
     }
 
+    @classmethod
+    def legacy_resume_conflict(cls, config: dict[str, Any]) -> str | None:
+        if (config.get("method_options") or {}).get("es_hessian") == "power":
+            return ("darts-es in 'power' mode computed the eigenvalue of largest magnitude "
+                    "without the weight-decay term; its stop rule would compare those with "
+                    "lambda_max")
+        return None
+
     def setup(self, supernet: nn.Module, space: Space, cfg: RunConfig,
               steps_per_epoch: int) -> None:
         super().setup(supernet, space, cfg, steps_per_epoch)

@@ -108,6 +108,13 @@ class Msr(WeightTraining):
     config_defaults = {"batch_size": 128, "train_portion": 0.8}
 
     # ------------------------------------------------------------------ space
+    @classmethod
+    def legacy_resume_conflict(cls, config: dict[str, Any]) -> str | None:
+        if (config.get("method_options") or {}).get("msr_mixing") == "stable-rank":
+            return ("msr's 'stable-rank' mixing averaged the ranks over the cells of a type "
+                    "and now follows the public code per cell")
+        return None
+
     def adapt_space(self, space: SearchSpace) -> SearchSpace:
         """Keep only convolutional candidates (``OPS[op].parametric``).
 
