@@ -72,6 +72,7 @@ def build_search(cfg: RunConfig) -> Search:
     method = create_method(cfg.method)
     space = method.adapt_space(load_space(cfg.space))
     oracle = create_oracle(cfg.oracle)
+    type(oracle).resolve(cfg.oracle_options)  # a bad --oracle-option fails before any work
     if not oracle.available(space, cfg):
         reason = oracle.unavailable_reason(space, cfg)
         raise NasbenchEvalError(

@@ -84,7 +84,10 @@ def validate(spec: SweepSpec) -> list[Cell]:
             problems.append(f"{spec.where(key)}: {why}")
     if "oracle" in spec.settings and isinstance(spec.settings["oracle"], str):
         try:
-            create_oracle(spec.settings["oracle"])
+            oracle = create_oracle(spec.settings["oracle"])
+            given = spec.settings.get("oracle_options")
+            if isinstance(given, dict):  # checked before anything runs, as the runner does
+                type(oracle).resolve(given)
         except NasbenchEvalError as exc:
             problems.append(f"{spec.where('oracle')}: {exc}")
     options = _method_options(spec, classes, problems)
