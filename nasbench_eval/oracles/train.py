@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 import warnings
 from pathlib import Path
@@ -45,6 +44,7 @@ from torch import nn
 
 from ..errors import NasbenchEvalError
 from ..options import Option
+from ..rundir import atomic_write, fingerprint
 from ..spaces.base import Genotype, Space
 from ..spaces.registry import family_of
 from .base import NasBench101CellOracle, OracleContext, register_oracle
@@ -104,8 +104,7 @@ class TrainOracle(NasBench101CellOracle):
 
     @staticmethod
     def fingerprint(settings: dict[str, Any]) -> str:
-        text = json.dumps(settings, sort_keys=True, default=str)
-        return hashlib.sha1(text.encode()).hexdigest()[:12]
+        return fingerprint(settings, 12)  # rundir's: the cache keys on disk stay what they were
 
     # ------------------------------------------------------------------ cache file
     @staticmethod
@@ -126,10 +125,8 @@ class TrainOracle(NasBench101CellOracle):
         entries = self._read(path)  # merge with what other runs wrote meanwhile
         entries[key] = entry
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"format": CACHE_FORMAT, "version": CACHE_VERSION,
-                                   "entries": entries}, indent=1, sort_keys=True) + "\n")
-        os.replace(tmp, path)
+        atomic_write(path, json.dumps({"format": CACHE_FORMAT, "version": CACHE_VERSION,
+                                       "entries": entries}, indent=1, sort_keys=True) + "\n")
 
     # ------------------------------------------------------------------ oracle
     def score(self, genotype: Genotype, ctx: OracleContext) -> dict[str, Any]:
