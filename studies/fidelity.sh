@@ -11,7 +11,10 @@
 #    command, commit, machine and date produced them.
 set -euo pipefail
 study="${1:-studies/fidelity.toml}"
-runs=$(python3 -c 'import sys, tomllib; print(tomllib.load(open(sys.argv[1], "rb")).get("out", "results"))' "$study")
+runs=$(python3 -c 'import sys
+try: import tomllib
+except ImportError: import tomli as tomllib  # Python 3.10
+print(tomllib.load(open(sys.argv[1], "rb")).get("out", "results"))' "$study")
 out="${2:-$(dirname "$runs")}"
 mkdir -p "$out"
 start=$(date +%s)
