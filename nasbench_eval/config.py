@@ -32,7 +32,7 @@ _NEUTRAL_FIELDS: dict[str, Any] = {"lr_warmup": 0, "hessian_weight_decay": True}
 # too: they change speed, not results.
 EXECUTION_FIELDS = frozenset({"out", "device", "progress", "data_root", "memory_format",
                               "precision", "data_loader", "compile", "cuda_graphs",
-                              "fused_edges"})
+                              "fused_edges", "log_to", "mlflow_uri"})
 
 
 def identity_fields(config: Mapping[str, Any], drop: frozenset[str] = frozenset()
@@ -44,6 +44,17 @@ def identity_fields(config: Mapping[str, Any], drop: frozenset[str] = frozenset(
     written after with the neutral value are the same setting."""
     return {k: v for k, v in config.items() if k not in EXECUTION_FIELDS and k not in drop
             and not (k in _NEUTRAL_FIELDS and v == _NEUTRAL_FIELDS[k])}
+
+
+def parse_log_to(value: Any) -> list[str]:
+    """``"tensorboard,mlflow"`` or a list of names -> the sink names, in order, without
+    repeats (whether they exist is checked by ``resolve.resolve_config``)."""
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
+        raise ValueError(f"log_to must be sink names such as tensorboard,mlflow, got {value!r}")
+    return list(dict.fromkeys(v.strip() for v in items if v.strip()))
 
 
 def written_before_issue16(config: Mapping[str, Any]) -> bool:
@@ -121,9 +132,15 @@ class RunConfig:
     out: str = "results"
     data_root: str | None = None
     progress: bool = True
+    # experiment-tracking sinks (nasbench_eval/sinks/: "tensorboard", "mlflow"); a list or a
+    # comma-separated string; off by default. mlflow_uri: the MLflow tracking URI (None: a
+    # file store in the run directory)
+    log_to: list[str] = field(default_factory=list)
+    mlflow_uri: str | None = None
 
     def __post_init__(self) -> None:
         self.alpha_betas = tuple(self.alpha_betas)  # type: ignore[assignment]
+        self.log_to = parse_log_to(self.log_to)
         for name in ("epochs", "layers", "channels", "batch_size"):
             value = getattr(self, name)
             if value is None and name in GLOBAL_DEFAULTS:

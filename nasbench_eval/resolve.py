@@ -20,6 +20,7 @@ from .config import GLOBAL_DEFAULTS, RunConfig, written_before_issue16
 from .methods import method_class
 from .options import as_schema, resolve_given
 from .oracles import resolve_auto_oracle
+from .sinks import check_sinks
 from .spaces import load_space
 
 
@@ -40,6 +41,7 @@ def resolve_config(cfg: RunConfig) -> RunConfig:
               if opt.in_run_id and k not in given}
     if pinned or given != out.method_options:  # in_run_id defaults written out explicitly
         out = replace(out, method_options={**given, **pinned})
+    check_sinks(out.log_to)  # a misspelt --log-to fails here, not as a warning mid-run
     if out.oracle == "auto":  # resolved before the run id, so a resume keeps its oracle
         out = replace(out, oracle=resolve_auto_oracle(load_space(out.space), out))
     return out

@@ -43,6 +43,7 @@ METRICS_FILE = "metrics.csv"
 GENOTYPES_FILE = "genotypes.jsonl"
 CHECKPOINT_FILE = "checkpoint.pt"
 SUMMARY_FILE = "summary.json"
+RUN_LOG_FILE = "run.log"  # the console's lines, warnings, a failure's traceback (runlog.py)
 RUN_FILES = (CONFIG_FILE, METRICS_FILE, GENOTYPES_FILE, CHECKPOINT_FILE, SUMMARY_FILE)
 
 # status values of summary.json (and of the evaluation stage's document)
@@ -388,8 +389,9 @@ class RunRecorder:
 
 
 __all__ = ["CHECKPOINT_FILE", "CONFIG_FILE", "DIVERGED", "DONE", "FAILED", "FINISHED",
-           "GENOTYPES_FILE", "INTERRUPTED", "METRICS_FILE", "RUNNING", "RUN_FILES", "STATUSES",
-           "SUMMARY_FILE", "RunRecorder", "atomic_write", "derived_seed", "environment",
-           "fingerprint", "git_commit", "is_done", "is_finite", "load_checkpoint",
-           "nonfinite_losses", "read_json", "read_summary", "refuse_existing",
-           "save_checkpoint", "write_json", "write_jsonl", "write_metrics", "write_summary"]
+           "GENOTYPES_FILE", "INTERRUPTED", "METRICS_FILE", "RUNNING", "RUN_FILES",
+           "RUN_LOG_FILE", "STATUSES", "SUMMARY_FILE", "RunRecorder", "atomic_write",
+           "derived_seed", "environment", "fingerprint", "git_commit", "is_done", "is_finite",
+           "load_checkpoint", "nonfinite_losses", "read_json", "read_summary",
+           "refuse_existing", "save_checkpoint", "write_json", "write_jsonl", "write_metrics",
+           "write_summary"]

@@ -29,9 +29,11 @@ from .methods import Method, create_method
 from .oracles import Oracle, OracleContext, create_oracle
 from .oracles.oneshot import accuracy
 from .resolve import legacy_resume_conflict, resolve_config
+from .runlog import RunLog
 from .rundir import (CONFIG_FILE, FINISHED, GENOTYPES_FILE, RUNNING, SUMMARY_FILE, RunRecorder,
                      derived_seed, environment, is_done, is_finite, read_json, refuse_existing,
                      write_json)
+from .sinks import EpochRecord, open_sinks
 from .spaces import load_space
 from .spaces.base import Space
 from .spaces.supernet import SupernetBase
@@ -115,6 +117,18 @@ def build_search(cfg: RunConfig) -> Search:
 
 # ----------------------------------------------------------------------------- loop
 
+def _stderr(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def epoch_record(search: Search, row: dict[str, Any], genotype: dict[str, Any]) -> EpochRecord:
+    """What the tracking sinks get of a finished epoch (built only when one is active)."""
+    weights = {k: v.detach().float().cpu().numpy()
+               for k, v in search.method.mixing_weights().items()}
+    text = str(search.space.genotype_from_dict(genotype["genotype"]))
+    return EpochRecord(genotype["epoch"], dict(row), genotype["genotype"], text, weights)
+
+
 def _summarize(genotypes: list[dict[str, Any]]) -> Callable[[list[dict[str, Any]]], dict[str, Any]]:
     """The headline numbers of ``summary.json`` (after status, epochs_done, wall_time_s)."""
 
@@ -160,6 +174,13 @@ def run(cfg: RunConfig | None = None, *, resume: bool = False,
                 f"finished; it cannot be continued by this one: {why}. Its epochs so far still "
                 f"load in the analysis; to run it again, move the directory aside (or use "
                 f"another --out) and run the same command")
+    with RunLog(run_dir, cfg.run_id()) as log:  # run.log: console lines, warnings, traceback
+        return _run_logged(cfg, run_dir, resume, on_epoch_end, log)
+
+
+def _run_logged(cfg: RunConfig, run_dir: Path, resume: bool,
+                on_epoch_end: EpochCallback | None, log: RunLog) -> Path:
+    """The body of :func:`run` once ``run.log`` is open: build, restore, loop, record."""
     search = build_search(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     genotypes: list[dict[str, Any]] = []
@@ -186,9 +207,10 @@ def run(cfg: RunConfig | None = None, *, resume: bool = False,
         write_json(run_dir / CONFIG_FILE, doc)
 
     steps = search.steps_per_epoch
-    if cfg.progress:
-        print(f"{cfg.run_id()}: {search.space.name} on {cfg.dataset}, anytime oracle "
-              f"'{cfg.oracle}', {steps} steps/epoch, device {search.device}", file=sys.stderr)
+    log.say(f"{cfg.run_id()}: {search.space.name} on {cfg.dataset}, anytime oracle "
+            f"'{cfg.oracle}', {steps} steps/epoch, device {search.device}",
+            _stderr if cfg.progress else None)
+    sinks = open_sinks(cfg.log_to, run_dir, cfg.run_id(), cfg.to_dict(), rec.history)
     from tqdm.auto import tqdm
 
     bar = tqdm(total=cfg.epochs * steps, initial=rec.start_epoch * steps,
@@ -201,21 +223,23 @@ def run(cfg: RunConfig | None = None, *, resume: bool = False,
                 row, stop_reason = _run_epoch(search, rec, genotypes, epoch, bar)
                 if row is None:  # diverged, and recorded as such
                     return run_dir
-                if cfg.progress:
-                    bar.write(f"epoch {epoch + 1}/{cfg.epochs}  train_acc {row['train_acc']:.3f}  "
-                              f"val_acc {row['val_acc']:.3f}  anytime_test_err "
-                              f"{row['anytime_test_error']:.3f}  param_free "
-                              f"{row.get('param_free_normal', float('nan')):.2f}"
-                              f"  ({row['epoch_time_s']:.1f}s)")
+                log.say(f"epoch {epoch + 1}/{cfg.epochs}  train_acc {row['train_acc']:.3f}  "
+                        f"val_acc {row['val_acc']:.3f}  anytime_test_err "
+                        f"{row['anytime_test_error']:.3f}  param_free "
+                        f"{row.get('param_free_normal', float('nan')):.2f}"
+                        f"  ({row['epoch_time_s']:.1f}s)", bar.write if cfg.progress else None)
+                sinks.epoch(lambda: epoch_record(search, row, genotypes[-1]))
                 if on_epoch_end is not None:
                     on_epoch_end(epoch, row)
                 if stop_reason:
                     rec.finish(FINISHED, stopped_early_at_epoch=epoch,
                                stop_reason=str(stop_reason))
                     return run_dir
+        rec.finish(FINISHED)
     finally:
         bar.close()
-    rec.finish(FINISHED)
+        log.say(f"status: {rec.status}  epochs: {len(rec.history)}/{cfg.epochs}")
+        sinks.close(rec.status)
     return run_dir
 
 

@@ -208,11 +208,13 @@ def test_leaderboard_numbers_equal_hand_computed(runs, method, space):
     assert r["min_pct"] == pytest.approx(s[0])
     assert r["q25_pct"] == pytest.approx(np.percentile(x, 25))
     assert r["iqr_pct"] == pytest.approx(np.percentile(x, 75) - np.percentile(x, 25))
-    # bootstrap CI: fixed RNG (seed 0), percentile interval of 10,000 resampled means
-    rng = np.random.default_rng(0)
-    means = x[rng.integers(0, len(x), size=(10_000, len(x)))].mean(axis=1)
-    assert r["ci_low_pct"] == pytest.approx(np.percentile(means, 2.5))
-    assert r["ci_high_pct"] == pytest.approx(np.percentile(means, 97.5))
+    # bootstrap CI: scipy's BCa interval of 10,000 resampled means, fixed RNG (seed 0)
+    from scipy.stats import bootstrap
+
+    ci = bootstrap((np.asarray(x, dtype=float),), np.mean, n_resamples=10_000, method="BCa",
+                   confidence_level=0.95, rng=np.random.default_rng(0)).confidence_interval
+    assert r["ci_low_pct"] == pytest.approx(ci.low)
+    assert r["ci_high_pct"] == pytest.approx(ci.high)
     assert r["ci_low_pct"] < r["mean_pct"] < r["ci_high_pct"]
     assert r["search_hours"] == pytest.approx(WALL[method] / 3600)
     assert r["param_free_frac"] == pytest.approx(PARAM_FREE[method])
@@ -385,6 +387,27 @@ def test_holm_matches_the_textbook_and_statsmodels():
     multitest = pytest.importorskip("statsmodels.stats.multitest")
     ref = multitest.multipletests(p[:4], method="holm")[1]
     assert np.allclose(adj[:4], ref)
+    rng = np.random.default_rng(1)  # ties, values near 1, NaN anywhere: the same as statsmodels
+    for _ in range(200):
+        q = np.round(rng.uniform(0, 1, rng.integers(1, 12)) ** 3, 2)
+        q[rng.uniform(size=q.size) < 0.15] = np.nan
+        ok = ~np.isnan(q)
+        got = A.holm(q)
+        assert np.array_equal(np.isnan(got), ~ok)
+        if ok.any():
+            assert np.allclose(got[ok], multitest.multipletests(q[ok], method="holm")[1])
+
+
+def test_bootstrap_ci_is_scipys_bca_interval():
+    from scipy.stats import bootstrap
+
+    x = np.array([2.61, 2.75, 3.02, 2.58, 2.94, 3.41, 2.70])
+    for ci, n_boot, seed in ((0.95, 10_000, 0), (0.9, 2_000, 7)):
+        ref = bootstrap((x,), np.mean, n_resamples=n_boot, confidence_level=ci, method="BCa",
+                        rng=np.random.default_rng(seed)).confidence_interval
+        assert A.bootstrap_ci(x, ci, n_boot, seed) == (ref.low, ref.high)
+    assert A.bootstrap_ci(np.array([3.0, 3.0, 3.0])) == (3.0, 3.0)  # no spread
+    assert all(math.isnan(v) for v in A.bootstrap_ci(np.array([3.0])))
 
 
 def test_friedman_and_nemenyi_agree_with_scipy_and_scikit_posthocs(runs):

@@ -136,3 +136,19 @@ def test_augmentation_randomness_is_drawn_once_per_epoch(monkeypatch):
     assert calls == [200] and len(batches) == 6
     again = list(s.epoch(torch.Generator().manual_seed(0)))
     assert all(torch.equal(a[0], b[0]) for a, b in zip(batches, again))
+
+
+@pytest.mark.skipif(not (data_mod.FASHION_MNIST_SYSTEM_DIR / "train-images-idx3-ubyte.gz").is_file(),
+                    reason="Debian's dataset-fashion-mnist is not installed "
+                           "(apt-get install dataset-fashion-mnist; .ci/run does when it can)")
+def test_real_fashion_mnist_from_the_debian_package(tmp_path):
+    """The real files (issue 19): sizes, balanced classes, the first labels and the pixel
+    mean published for Fashion-MNIST (0.2860 of 255)."""
+    ds = load_dataset("fashion-mnist", root=tmp_path / "no-download")
+    assert ds.train_x.shape == (60_000, 1, 28, 28) and ds.test_x.shape == (10_000, 1, 28, 28)
+    assert ds.train_x.dtype == torch.uint8 and ds.num_classes == 10
+    assert torch.bincount(ds.train_y).tolist() == [6_000] * 10
+    assert torch.bincount(ds.test_y).tolist() == [1_000] * 10
+    assert ds.train_y[:3].tolist() == [9, 0, 0] and ds.test_y[:3].tolist() == [9, 2, 1]
+    assert ds.train_x.float().mean().item() / 255 == pytest.approx(0.2860, abs=5e-4)
+    assert not (tmp_path / "no-download").exists()  # nothing was downloaded

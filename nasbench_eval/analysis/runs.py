@@ -32,6 +32,7 @@ RUN_COLUMNS = ["run_id", "method", "space", "dataset", "seed", "status", "epochs
                "final_param_free_fraction", "wall_time_s", "device", "device_name", "setting",
                "git_commit", "diverged_at_epoch", "stopped_early_at_epoch", "error",
                "eval_status", "eval_test_error", "eval_params_m", "eval_epochs", "path"]
+MLFLOW_STORES = ("mlruns", "mlartifacts")  # MLflow's folder names; never searched for runs
 IDENTITY_COLUMNS = ["run_id", "method", "space", "dataset", "seed", "status", "path"]
 # config fields that say where a run executed, not what it computed (plus the seed): runs that
 # agree on everything else share a "setting" and belong in one leaderboard row
@@ -72,7 +73,10 @@ def find_run_dirs(paths: Iterable[str | Path]) -> list[Path]:
         else:
             dirs = []
             for root, subdirs, files in os.walk(p):
-                subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+                # an MLflow store under the results (--mlflow-uri results/mlruns) holds copies
+                # of run directories as artifacts: not runs of their own
+                subdirs[:] = sorted(d for d in subdirs
+                                    if not d.startswith(".") and d not in MLFLOW_STORES)
                 if "summary.json" in files:
                     dirs.append(Path(root))
                     subdirs[:] = []  # a run directory holds no further runs

@@ -23,7 +23,7 @@ from ..registry import PLUGINS_ENV, load_plugins
 # without importing the module; a test keeps it equal to the command's own)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("run", "build", "Run one architecture search and write results/<run-id>/."),
-    "list": ("listing", "list_", "List the registered spaces, methods, datasets or oracles."),
+    "list": ("listing", "list_", "List the registered spaces, methods, datasets, oracles or sinks."),
     "evaluate": ("evaluate", "evaluate",
                  "Train the genotype of a finished search (RUN_DIR) from scratch and record "
                  "its test error."),

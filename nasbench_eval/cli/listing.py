@@ -1,4 +1,4 @@
-"""``nasbench-eval list spaces|methods|datasets|oracles``: what the registries hold."""
+"""``nasbench-eval list spaces|methods|datasets|oracles|sinks``: what the registries hold."""
 from __future__ import annotations
 
 import sys
@@ -11,12 +11,12 @@ from ..errors import NasbenchEvalError
 from ..options import as_schema, flag_name
 from .common import fail, method_classes
 
-SHORT_HELP = "List the registered spaces, methods, datasets or oracles."
+SHORT_HELP = "List the registered spaces, methods, datasets, oracles or sinks."
 
 
 @click.group(name="list")
 def list_() -> None:
-    """List the registered spaces, methods, datasets or oracles."""
+    """List the registered spaces, methods, datasets, oracles or sinks."""
 
 
 @list_.command(name="spaces")
@@ -91,3 +91,19 @@ def list_oracles() -> None:
             for line in _option_lines(cls.options, pad + "  ", lambda key: f"{key}="):
                 click.echo(line)
     click.echo(f"\nauto: the first available of {', '.join(AUTO_ORDER)}")
+
+
+@list_.command(name="sinks")
+def list_sinks() -> None:
+    """Each experiment-tracking sink (`run --log-to NAME[,NAME]`) and whether its package is
+    installed here."""
+    import importlib.util
+
+    from ..sinks import SINKS
+
+    for name, cls in SINKS.items():
+        module = sys.modules[cls.__module__]
+        have = importlib.util.find_spec(cls.package) is not None if cls.package else True
+        missing = f"  [not installed: pip install 'nasbench-eval[{cls.package}]']"
+        click.echo(f"{name:14s} {_first_line(module).replace('``', '')}"
+                   + ("" if have else missing))

@@ -81,6 +81,13 @@ def build() -> click.Command:
                   default=_D.fused_edges, show_default=True,
                   help="Run DARTS cells source-fused: every candidate of all edges leaving a state "
                        "as one kernel (auto: on; off: one module call per candidate and edge).")
+    @click.option("--log-to", default="", metavar="SINKS",
+                  help="Mirror the run into experiment trackers: tensorboard, mlflow or "
+                       "tensorboard,mlflow (see `list sinks`; metrics.csv stays the record; a "
+                       "sink that fails warns and the run goes on).")
+    @click.option("--mlflow-uri", default=None, metavar="URI",
+                  help="MLflow tracking URI for --log-to mlflow (a server http://..., a "
+                       "folder; default: a file store in the run directory's mlruns/).")
     @click.option("--out", default=_D.out, show_default=True, help="Directory that holds run directories.")
     @click.option("--data-root", default=None, help="Dataset cache (default $NASBENCH_EVAL_DATA or ~/.cache/nasbench-eval/data).")
     @click.option("--resume", is_flag=True, help="Continue the run with these settings from its last finished epoch.")

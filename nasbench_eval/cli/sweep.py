@@ -49,6 +49,11 @@ def build() -> click.Command:
     @click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
                   help="Method option (repeatable); given to the methods that have it.")
     @click.option("--device", help="auto, cpu, cuda (local executor without --gpus).")
+    @click.option("--log-to", metavar="SINKS",
+                  help="Experiment trackers every run mirrors into: tensorboard, mlflow or "
+                       "tensorboard,mlflow [default: none].")
+    @click.option("--mlflow-uri", metavar="URI",
+                  help="MLflow tracking URI for --log-to mlflow [default: each run's mlruns/].")
     @click.option("--data-root", help="Dataset cache directory.")
     @click.option("--out", help="Directory of the run directories and of sweeps/ [default: results].")
     @click.option("--executor", type=click.Choice(EXECUTORS.names()),
