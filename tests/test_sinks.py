@@ -138,3 +138,51 @@ def test_log_to_is_an_execution_setting_and_checked():
         resolve_config(RunConfig(**TINY, log_to="tensorbord"))
     with pytest.raises(ValueError, match="log_to"):
         RunConfig(**TINY, log_to=3)
+
+
+def test_a_resumed_run_continues_its_mlflow_run_and_event_files(plain, tmp_path):
+    """Interrupted after epoch 0, resumed: one MLflow run with every epoch once, and the
+    TensorBoard scalars of both epochs; results as without interruption or sinks."""
+    from mlflow.tracking import MlflowClient
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = RunConfig(**TINY, out=str(tmp_path), log_to=["mlflow", "tensorboard"])
+
+    def stop(epoch, row):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, on_epoch_end=stop)
+    d = run(cfg, resume=True)
+    assert _results(d) == _results(plain)
+    client = MlflowClient(tracking_uri=(d / "mlruns").resolve().as_uri())
+    (found,) = client.search_runs([client.get_experiment_by_name("nasbench-eval").experiment_id])
+    assert found.info.status == "FINISHED"
+    rows = _metrics(d)
+    history = client.get_metric_history(found.info.run_id, "val_acc")
+    assert sorted((m.step, m.value) for m in history) == [(int(r["epoch"]), float(r["val_acc"]))
+                                                           for r in rows]
+    acc = EventAccumulator(str(d / "tensorboard"))
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("val_acc")] == [0, 1]
+
+
+def test_the_analysis_skips_an_mlflow_store_under_the_results(tracked, tmp_path):
+    import shutil
+
+    from nasbench_eval.analysis import find_run_dirs
+
+    out = tmp_path / "results"
+    shutil.copytree(tracked, out / tracked.name)
+    artifacts = out / "mlruns" / "1" / "abc" / "artifacts"  # a shared store's artifact copy
+    shutil.copytree(tracked, artifacts, ignore=shutil.ignore_patterns("mlruns", "tensorboard"))
+    assert find_run_dirs(out) == [out / tracked.name]
+
+
+def test_a_sweep_checks_its_sinks_before_anything_runs(tmp_path):
+    from nasbench_eval.sweep import SweepError, run_sweep
+
+    with pytest.raises(SweepError, match="log-to: unknown sink 'tensorbord'"):
+        run_sweep(None, methods="darts", spaces="s3", log_to="tensorbord", dry_run=True,
+                  quiet=True, out=str(tmp_path), origins={"log_to": "--log-to"})
+    assert not any(tmp_path.iterdir())

@@ -9,7 +9,6 @@ for the rest of the run, and changes nothing the run computes or writes (:class:
 """
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -51,10 +50,6 @@ def scalars(row: Mapping[str, Any]) -> dict[str, float]:
     """The numeric cells of a metrics row (bools and text left out), as floats."""
     return {k: float(v) for k, v in row.items()
             if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)}
-
-
-def finite(x: float) -> bool:
-    return not (math.isnan(x) or math.isinf(x))
 
 
 class Sink:
@@ -126,4 +121,4 @@ class Sinks:
         self.active.clear()
 
 
-__all__ = ["EpochRecord", "RunInfo", "Sink", "SinkWarning", "Sinks", "finite", "scalars"]
+__all__ = ["EpochRecord", "RunInfo", "Sink", "SinkWarning", "Sinks", "scalars"]

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import fields
 from typing import Any
 
-from ..config import RunConfig
+from ..config import RunConfig, parse_log_to
 from ..errors import NasbenchEvalError
 from ..options import OptionError, resolve_given
 from ..rundir import fingerprint
@@ -60,6 +60,7 @@ def validate(spec: SweepSpec) -> list[Cell]:
     from ..methods import method_class
     from ..oracles import create_oracle
     from ..resolve import resolve_config
+    from ..sinks import check_sinks
     from ..spaces import load_space
 
     problems: list[str] = list(spec.invalid.values())
@@ -82,6 +83,11 @@ def validate(spec: SweepSpec) -> list[Cell]:
             problems.append(f"{spec.where(key)}: {why}")
         elif (why := _setting_problem(key, value)) is not None:
             problems.append(f"{spec.where(key)}: {why}")
+    if "log_to" in spec.settings:  # a misspelt sink fails the grid, as the runner would
+        try:
+            check_sinks(parse_log_to(spec.settings["log_to"]))
+        except (NasbenchEvalError, ValueError) as exc:
+            problems.append(f"{spec.where('log_to')}: {exc}")
     if "oracle" in spec.settings and isinstance(spec.settings["oracle"], str):
         try:
             oracle = create_oracle(spec.settings["oracle"])
