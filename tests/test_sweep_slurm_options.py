@@ -212,3 +212,19 @@ def test_a_rerun_follows_the_jobs_still_queued_instead_of_submitting_them_again(
     assert ex.submitted == [(0, "102")]  # cell 1's job is followed, not submitted again
     assert [c["status"] for c in doc["cells"]] == ["finished", "finished"]
     assert [c["job_ids"] for c in doc["cells"]] == [["100", "102"], ["101"]]
+
+
+def test_an_unreadable_queue_with_earlier_jobs_submits_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(SlurmExecutor, "check", lambda self: None)
+    ex = FakeSlurm({(0, 0): "die"}, max_resubmits=0)
+    _fake_sweep(tmp_path, ex, seeds="0")
+    ex = FakeSlurm({(0, 0): "finish"}, next_id=101)
+
+    def broken():
+        raise OSError("squeue failed: slurm_load_jobs error: Socket timed out")
+
+    ex.queue.states = broken
+    with pytest.raises(SweepError, match="cannot read the queue .*Socket timed out.*nothing "
+                                         "was submitted"):
+        _fake_sweep(tmp_path, ex, seeds="0")
+    assert ex.submitted == []

@@ -343,10 +343,7 @@ class SlurmExecutor(Executor):
                   else Path(cells[0].config.out).resolve() / "sweeps" / "slurm")
         folder.mkdir(parents=True, exist_ok=True)
         ex = self._executor(folder)
-        try:
-            known = self.queue.states()
-        except OSError:
-            known = {}
+        known = self._states_now() if self.previous else {}
         tracked: dict[int, _Tracked] = {}
         for cell in cells:  # jobs of an earlier invocation still queued or running
             job = self.previous.get(cell.index)
@@ -382,6 +379,20 @@ class SlurmExecutor(Executor):
             for t in tracked.values():
                 emit(t.cell, "end", interrupted())
             raise
+
+    def _states_now(self, tries: int = 3) -> dict[str, str]:
+        """The queue, which must answer: without it a job of an earlier invocation that still
+        runs could not be told from one that ended, and its run would be started twice."""
+        for attempt in range(tries):
+            try:
+                return self.queue.states()
+            except OSError as exc:
+                if attempt == tries - 1:
+                    raise SweepError(f"--executor slurm: cannot read the queue ({exc}); the "
+                                     f"jobs of an earlier invocation may still run, so "
+                                     f"nothing was submitted: try again") from None
+                time.sleep(self.poll_s)
+        return {}  # pragma: no cover - the loop returns or raises
 
     def _ended(self, ex: Any, folder: Path, t: _Tracked, state: str | None,
                emit: Emit) -> bool:
