@@ -228,3 +228,25 @@ def test_an_unreadable_queue_with_earlier_jobs_submits_nothing(tmp_path, monkeyp
                                          "was submitted"):
         _fake_sweep(tmp_path, ex, seeds="0")
     assert ex.submitted == []
+
+
+def test_ctrl_c_cancels_the_sweeps_jobs(tmp_path, monkeypatch):
+    monkeypatch.setattr(SlurmExecutor, "check", lambda self: None)
+    ex = FakeSlurm({(0, 0): "die", (1, 0): "die"})
+    polls = []
+
+    def interrupted_queue():
+        polls.append(1)
+        if len(polls) == 2:
+            raise KeyboardInterrupt
+        return dict(ex.queue.jobs)
+
+    ex.queue.states = interrupted_queue
+    with pytest.raises(KeyboardInterrupt):
+        _fake_sweep(tmp_path, ex, seeds="0-1")
+    assert sorted(ex.queue.cancelled) == ["100", "101"]  # no job goes on unattended
+    [index] = (tmp_path / "sweeps").glob("*.json")
+    doc = json.loads(index.read_text())
+    assert [c["status"] for c in doc["cells"]] == ["interrupted", "interrupted"]
+    assert [c["job_ids"] for c in doc["cells"]] == [["100"], ["101"]]
+    assert doc["invocations"][-1]["interrupted"] is True
