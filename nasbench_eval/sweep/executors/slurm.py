@@ -158,8 +158,12 @@ class SlurmQueue:
         return [p.strip().rstrip("*") for p in res.stdout.split()]
 
     def cancel(self, job_ids: Sequence[str]) -> None:
+        """``scancel`` the jobs; best effort (it is called while stopping anyway)."""
         if job_ids:
-            self._run("scancel", *job_ids)
+            try:
+                self._run("scancel", *job_ids)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
 
 
 @dataclass
