@@ -152,3 +152,15 @@ def test_a_signalled_and_a_killed_job_resume_from_the_checkpoint(on_cluster, tmp
     assert read_metrics(run_dir) == read_metrics(ref / cell.run_id)
     assert ((run_dir / "genotypes.jsonl").read_text()
             == (ref / cell.run_id / "genotypes.jsonl").read_text())
+
+
+def test_a_job_the_cluster_can_never_start_fails_instead_of_waiting(on_cluster, tmp_path):
+    out = tmp_path / "results"
+    res = CliRunner().invoke(cli_main, ["sweep", "--methods", "darts", "--spaces", "s3",
+                                        "--epochs", "1", "--out", str(out), "--executor",
+                                        "slurm", "--slurm-sbatch", "--nodes=5",
+                                        "--slurm-poll-s", "0.3"])
+    assert res.exit_code != 0 and "1 of 1 runs failed" in res.output, res.output
+    [cell] = _index(out)["cells"]
+    assert "SLURM will never start job" in cell["error"], cell["error"]
+    assert on_cluster.run("squeue", "--noheader").strip() == ""  # the job was cancelled

@@ -106,6 +106,7 @@ class FakeQueue:
 
     def __init__(self) -> None:
         self.jobs: dict[str, str] = {}
+        self.reasons: dict[str, str] = {}
         self.cancelled: list[str] = []
 
     def states(self) -> dict[str, str]:
@@ -250,3 +251,14 @@ def test_ctrl_c_cancels_the_sweeps_jobs(tmp_path, monkeypatch):
     assert [c["status"] for c in doc["cells"]] == ["interrupted", "interrupted"]
     assert [c["job_ids"] for c in doc["cells"]] == [["100"], ["101"]]
     assert doc["invocations"][-1]["interrupted"] is True
+
+
+def test_a_job_slurm_will_never_start_fails_its_cell(tmp_path, monkeypatch):
+    monkeypatch.setattr(SlurmExecutor, "check", lambda self: None)
+    ex = FakeSlurm({(0, 0): "finish"})
+    ex.queue.states = lambda: {"100": "PENDING"}
+    ex.queue.reasons = {"100": "PartitionNodeLimit"}
+    doc = _fake_sweep(tmp_path, ex, seeds="0")
+    [cell] = doc["cells"]
+    assert cell["status"] == "failed" and ex.queue.cancelled == ["100"]
+    assert "SLURM will never start job 100: it waits for 'PartitionNodeLimit'" in cell["error"]

@@ -47,6 +47,14 @@ ENDED = frozenset({"COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "PREEMPTED", "
                    "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE", "REVOKED"})
 """Job states after which a job never runs again (all others, PENDING, RUNNING, COMPLETING,
 REQUEUED, SUSPENDED, ..., mean it may still write its run directory)."""
+NEVER_STARTS = frozenset({"PartitionConfig", "PartitionNodeLimit", "PartitionTimeLimit",
+                          "BadConstraints", "InvalidAccount", "InvalidQOS",
+                          "AccountNotAllowed", "QOSMaxWallDurationPerJobLimit",
+                          "QOSMaxCpuPerJobLimit", "QOSMaxGRESPerJob",
+                          "QOSMaxNodePerJobLimit", "DependencyNeverSatisfied"})
+"""Reasons SLURM gives for a pending job that asks for what the partition, account or QOS
+never allows: such a job is cancelled and its cell failed, instead of a sweep that waits
+forever."""
 # sbatch flags the executor writes itself; --slurm-sbatch may not set them behind its back
 OWN_FLAGS = {"array": "jobs", "output": None, "error": None, "signal": None,
              "open-mode": None, "time": "time", "partition": "partition",
@@ -130,6 +138,8 @@ class SlurmQueue:
     def __init__(self, user: str | None = None, timeout_s: float = 60.0) -> None:
         self.user = user or getpass.getuser()
         self.timeout_s = timeout_s
+        self.reasons: dict[str, str] = {}
+        """Why each pending job waits, as of the last :meth:`states`."""
 
     def _run(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(list(args), capture_output=True, text=True, timeout=self.timeout_s)
@@ -139,16 +149,17 @@ class SlurmQueue:
         that ended recently). Raises ``OSError`` when ``squeue`` fails."""
         try:
             res = self._run("squeue", "--noheader", "--array", "--states=all",
-                            f"--user={self.user}", "--format=%i|%T")
+                            f"--user={self.user}", "--format=%i|%T|%r")
         except subprocess.TimeoutExpired:
             raise OSError("squeue timed out") from None
         if res.returncode != 0:
             raise OSError(f"squeue failed: {(res.stderr or res.stdout).strip()}")
-        out = {}
+        out, self.reasons = {}, {}
         for line in res.stdout.splitlines():
-            job, _, state = line.strip().partition("|")
+            job, state, reason = (line.strip().split("|") + ["", ""])[:3]
             if job:
                 out[job] = state.strip()
+                self.reasons[job] = reason.strip()
         return out
 
     def partitions(self) -> list[str]:
@@ -372,6 +383,15 @@ class SlurmExecutor(Executor):
                     if states is None:
                         continue
                     state = states.get(t.job_id)
+                    reason = self.queue.reasons.get(t.job_id, "")
+                    if state == "PENDING" and reason in NEVER_STARTS:
+                        self.queue.cancel([t.job_id])
+                        emit(t.cell, "end", failed(
+                            f"SLURM will never start job {t.job_id}: it waits for "
+                            f"'{reason}' (it asks for more than the partition, account or "
+                            f"QOS allows: check the --slurm-* options)"))
+                        del tracked[t.cell.index]
+                        continue
                     if state is not None and state not in ENDED:
                         continue
                     if self._ended(ex, folder, t, state, emit):
