@@ -277,8 +277,8 @@ def test_sweep_file_with_cli_overrides_and_dry_run(tmp_path):
                            "field 'layers': expected an integer"),
                           ('methods = "darts"\nspaces = ["s2"]\nseeds = "4-2"\n',
                            "field 'seeds': empty seed range"),
-                          ('methods = ["darts"]\nspaces = ["s2"]\nexecutor = "slurm"\n',
-                           "field 'executor': unknown executor 'slurm'"),
+                          ('methods = ["darts"]\nspaces = ["s2"]\nexecutor = "pbs"\n',
+                           "field 'executor': unknown executor 'pbs'"),
                           ('spaces = ["s2"]\n', "field 'methods': missing")):
         f.write_text(text)
         res = invoke(f, "--out", out)
@@ -436,10 +436,11 @@ def test_method_options_are_checked_by_each_methods_schema(tmp_path):
 def test_executors_are_a_registry():
     from nasbench_eval.sweep import EXECUTORS, make_executor
 
-    assert EXECUTORS.names() == ["local", "ray"]
+    assert EXECUTORS.names() == ["local", "ray", "slurm"]
     assert isinstance(make_executor("local", workers=2), LocalExecutor)
-    with pytest.raises(SweepError, match="unknown executor 'slurm'; valid choices: local, ray"):
-        make_executor("slurm")
+    with pytest.raises(SweepError, match="unknown executor 'pbs'; valid choices: local, ray, "
+                                         "slurm"):
+        make_executor("pbs")
     with pytest.raises(SweepError, match="workers is only for --executor local"):
         make_executor("ray", workers=2)
 

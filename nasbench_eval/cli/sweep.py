@@ -6,18 +6,45 @@ Built by :func:`build` (not at import): its method flags come from the method re
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import click
 
 from ..errors import NasbenchEvalError
+from ..options import Option
 from ..sweep.executors import EXECUTORS
 from .common import CONTEXT, collect_method_flags, parse_kv, pop_method_flags, with_method_flags
+
+
+_METAVARS = {int: "N", float: "X", str: "TEXT", bool: "BOOL"}
+
+
+def executor_flags() -> dict[str, tuple[str, str, Option]]:
+    """One flag per option of every executor that has its own (``--slurm-partition``), by
+    click parameter name: (executor, option key, option)."""
+    return {f"{name}_{key}": (name, key, opt) for name, cls in EXECUTORS.items()
+            for key, opt in cls.options.items()}
+
+
+def with_executor_flags(flags: dict[str, tuple[str, str, Option]]) -> Callable[[Callable], Callable]:
+    """Decorator: the flags of :func:`executor_flags`, as text parsed later by the executor's
+    option schema (so a flag and a sweep-file field are read the same way)."""
+    def deco(fn: Callable) -> Callable:
+        for param, (name, key, opt) in reversed(list(flags.items())):
+            fn = click.option(f"--{name}-{key.replace('_', '-')}", param, default=None,
+                              metavar=("|".join(map(str, opt.choices)) if opt.choices
+                                       else _METAVARS[opt.type]),
+                              help=f"{name}: {opt.help}")(fn)
+        return fn
+
+    return deco
 
 
 def build() -> click.Command:
     """The ``sweep`` command with one flag per option of every registered method."""
     flags = collect_method_flags()
+    ex_flags = executor_flags()
 
     @click.command(name="sweep", context_settings=CONTEXT)
     @click.argument("sweep_file", required=False, type=click.Path(dir_okay=False))
@@ -58,7 +85,8 @@ def build() -> click.Command:
     @click.option("--out", help="Directory of the run directories and of sweeps/ [default: results].")
     @click.option("--executor", type=click.Choice(EXECUTORS.names()),
                   help="local: this machine (sequential on CPU, one worker per GPU); "
-                       "ray: one Ray task per run [default: local].")
+                       "ray: one Ray task per run; slurm: one SLURM job (array task) per run, "
+                       "options --slurm-* [default: local].")
     @click.option("--gpus", type=int, help="GPUs to use: local runs one worker per GPU; ray gives "
                                            "each run one GPU, at most N at a time [default: 0].")
     @click.option("--ray-address", help="Ray cluster to join (auto, ray://host:10001); "
@@ -71,6 +99,7 @@ def build() -> click.Command:
                        "--cpus-per-run threads (default 1) [default: one at a time].")
     @click.option("--dry-run", is_flag=True, help="Print the grid and what would run; run nothing.")
     @click.option("--quiet", is_flag=True, help="No progress lines, only the final counts.")
+    @with_executor_flags(ex_flags)
     @with_method_flags(flags)
     def sweep(sweep_file: str | None, sets: tuple[str, ...], options: tuple[str, ...],
               executor: str | None, gpus: int | None, ray_address: str | None,
@@ -86,10 +115,16 @@ def build() -> click.Command:
         \b
         nasbench-eval sweep --methods darts,sdarts-rs --spaces s2,s3 --seeds 0-9 --epochs 50
         nasbench-eval sweep studies/smoke.toml --executor ray --gpus 4
+        nasbench-eval sweep studies/smoke.toml --executor slurm --slurm-partition gpu
         """
         from ..sweep import run_sweep
 
         method_options = pop_method_flags(flags, kwargs, options)
+        executor_options: dict[str, dict[str, Any]] = {}
+        for param, (name, key, _opt) in ex_flags.items():
+            value = kwargs.pop(param)
+            if value is not None:
+                executor_options.setdefault(name, {})[key] = value
         grid = {k: v for k, v in kwargs.items() if v is not None}
         origins = {k: f"--{k.replace('_', '-')}" for k in grid}
         for text in sets:
@@ -100,7 +135,8 @@ def build() -> click.Command:
             origins["options"] = "--option"
         try:
             doc = run_sweep(sweep_file, executor=executor, gpus=gpus, ray_address=ray_address,
-                            cpus_per_run=cpus_per_run, workers=workers, dry_run=dry_run,
+                            cpus_per_run=cpus_per_run, workers=workers,
+                            executor_options=executor_options, dry_run=dry_run,
                             quiet=quiet, origins=origins, **grid)
         except NasbenchEvalError as exc:
             raise click.ClickException(str(exc)) from None

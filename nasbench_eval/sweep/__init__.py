@@ -19,7 +19,11 @@ Executors (all drive :func:`run_cell`, which calls ``run(cfg, resume=True)``):
 * :class:`LocalExecutor` with ``gpus=N`` keeps N worker processes busy, one per GPU
   (``CUDA_VISIBLE_DEVICES`` per worker);
 * :class:`RayExecutor` submits every cell as a Ray task (``num_gpus=1`` with GPUs, else
-  ``num_cpus``) to a cluster (``ray_address``) or a local Ray instance.
+  ``num_cpus``) to a cluster (``ray_address``) or a local Ray instance;
+* :class:`SlurmExecutor` submits every cell as a SLURM job (a task of one job array, or one
+  job per run) with submitit; a job that is preempted or reaches its time limit is requeued
+  and one that is killed is resubmitted, each resuming its run from the checkpoint, and the
+  index records every cell's job ids.
 
 Rerunning a sweep skips finished and diverged runs, resumes interrupted ones from their
 checkpoints and never starts a run twice; a run that raises is recorded with its error and
@@ -37,6 +41,7 @@ from .executors import EXECUTORS, make_executor
 from .executors.base import Emit, Executor, SummaryWatch, run_cell
 from .executors.local import LocalExecutor, worker_main
 from .executors.ray import RAY_MISSING, RayExecutor, import_ray
+from .executors.slurm import SUBMITIT_MISSING, SlurmExecutor
 from .index import PENDING, SweepIndex, SweepLock, sweep_index_path
 from .progress import ProgressTable
 from .report import leaderboard_text, plain_table, print_summary
@@ -49,7 +54,8 @@ _worker_main = worker_main  # the name worker processes of older drivers were st
 
 __all__ = ["DONE", "EXECUTORS", "EXECUTOR_KEYS", "FILE_KEYS", "GRID_KEYS", "PENDING", "RAY_MISSING",
            "SETTING_FIELDS", "Cell", "Emit", "Executor", "LocalExecutor", "ProgressTable",
-           "RayExecutor", "SummaryWatch", "SweepError", "SweepIndex", "SweepLock", "SweepSpec",
+           "RayExecutor", "SUBMITIT_MISSING", "SlurmExecutor", "SummaryWatch", "SweepError",
+           "SweepIndex", "SweepLock", "SweepSpec",
            "import_ray", "leaderboard_text", "load_sweep_file", "make_executor", "parse_seeds",
            "plain_table", "plan_sweep", "print_summary", "run_cell", "run_sweep", "sweep_id",
            "sweep_index_path", "validate"]

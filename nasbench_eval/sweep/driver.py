@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 from .executors import make_executor
@@ -49,6 +50,7 @@ def _describe_grid(spec: SweepSpec, n: int) -> str:
 def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, executor: str | Any = None,
               gpus: int | None = None, ray_address: str | None = None,
               cpus_per_run: int | None = None, workers: int | None = None,
+              executor_options: Mapping[str, Mapping[str, Any]] | None = None,
               dry_run: bool = False, quiet: bool = False,
               stream: TextIO | None = None, summary: bool = True, **grid: Any) -> dict[str, Any]:
     """Run a sweep and return its index (the content of ``<out>/sweeps/<sweep-id>.json``).
@@ -59,8 +61,11 @@ def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, executor: st
         run_sweep(methods="darts,sdarts-rs", spaces=["s2", "s3"], datasets="digits",
                   seeds="0-9", epochs=10, out="results")
 
-    ``executor`` is ``"local"`` (default), ``"ray"`` or an executor object. With
-    ``dry_run`` nothing is created or run; the plan is printed and returned.
+    ``executor`` is ``"local"`` (default), ``"ray"``, ``"slurm"`` or an executor object;
+    ``executor_options`` holds the options of executors that have their own, by executor
+    name (``{"slurm": {"partition": "gpu", "time": "4:00:00"}}``), over a sweep file's
+    ``[slurm]`` table. With ``dry_run`` nothing is created or run; the plan is printed and
+    returned.
     """
     stream = stream or sys.stdout
     file_exec: dict[str, Any] = {}
@@ -79,7 +84,8 @@ def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, executor: st
                              lambda k: f"--{k.replace('_', '-')}")
     if executor is None or isinstance(executor, str):
         kind = executor or file_exec.get("executor", "local")
-        ex = make_executor(kind, gpus, ray_address, cpus_per_run, workers)
+        ex = make_executor(kind, gpus, ray_address, cpus_per_run, workers,
+                           **_executor_options(kind, file_exec, executor_options or {}))
     else:
         ex = executor
 
@@ -124,9 +130,14 @@ def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, executor: st
             say(f"{skipped} of {len(cells)} runs already done (finished or diverged): skipped")
         started_at: dict[int, float] = {}
         attempted: set[int] = set()
+        ex.adopt({c.index: list(index.cell(c).get("job_ids") or []) for c in todo})
 
         def emit(cell: Cell, kind: str, info: dict[str, Any]) -> None:
             entry = index.cell(cell)
+            if "job_id" in info:  # a cluster job (re)started for this cell: kept across reruns
+                jobs = entry.setdefault("job_ids", [])
+                if not jobs or jobs[-1] != info["job_id"]:
+                    jobs.append(info["job_id"])
             if kind in ("queued", "running"):
                 if kind == "running" or cell.index not in started_at:
                     started_at[cell.index] = time.time()
@@ -140,7 +151,9 @@ def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, executor: st
                 text = (kind + (f" (resuming after epoch {resumed}/{cell.config.epochs})"
                                 if resumed else "")
                         + (f" (CUDA_VISIBLE_DEVICES={info['device']})" if "device" in info
-                           else ""))
+                           else "")
+                        + (f" (job {info['job_id']}{', ' + info['note'] if 'note' in info else ''})"
+                           if "job_id" in info else ""))
                 table.event(cell, kind, text)
             elif kind == "epoch":
                 entry.update(status=RUNNING, epochs_done=info["epochs_done"],
@@ -188,6 +201,28 @@ def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, executor: st
     elif summary:
         print(_counts_line(index.doc), file=stream, flush=True)
     return index.doc
+
+
+def _executor_options(kind: str, file_exec: dict[str, Any],
+                      given: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The options of executor ``kind``: the sweep file's ``[kind]`` table, overridden by the
+    given ones (flags or the API), with where each came from; options given for another
+    executor are refused (``--slurm-partition`` with ``--executor local``)."""
+    for name, opts in given.items():
+        if name != kind and opts:
+            flag = f"--{name}-{next(iter(opts)).replace('_', '-')}"
+            raise SweepError(f"{flag} is only for --executor {name} (this sweep uses the "
+                             f"{kind} executor)")
+    from_file = dict(file_exec.get("executor_options", {}).get(kind, {}))
+    flags = {str(k).replace("-", "_"): v for k, v in given.get(kind, {}).items()}
+    file_name = file_exec.get("executor_options_file")
+
+    def where(key: str) -> str:
+        if key in flags or key not in from_file:
+            return f"--{kind}-{key.replace('_', '-')}"
+        return f"{file_name}: field '{kind}.{key}'"
+
+    return {"options": {**from_file, **flags}, "where": where}
 
 
 def _override(spec: SweepSpec, grid: dict[str, Any]) -> SweepSpec:

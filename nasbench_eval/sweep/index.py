@@ -44,6 +44,8 @@ class SweepIndex:
                      "epochs_done": 0, "final_test_error": None, "error": None,
                      "traceback": None, "attempts": prev.get("attempts", 0),
                      "started": prev.get("started"), "ended": prev.get("ended")}
+            if prev.get("job_ids"):  # the cluster jobs of earlier invocations (slurm)
+                entry["job_ids"] = list(prev["job_ids"])
             if prev.get("status") == FAILED:  # keep the record until it is retried
                 entry.update(status=FAILED, error=prev.get("error"),
                              traceback=prev.get("traceback"))

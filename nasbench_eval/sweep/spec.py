@@ -207,7 +207,9 @@ def load_sweep_file(path: str | os.PathLike) -> tuple[SweepSpec, dict[str, Any]]
     """Read a TOML (or, with PyYAML installed, YAML) sweep file.
 
     Returns the spec and the executor settings it names (``executor``, ``gpus``,
-    ``ray_address``, ``cpus_per_run``). Every problem names the file and the field.
+    ``ray_address``, ``cpus_per_run``, ``workers``, and under ``executor_options`` the tables
+    of executors with options of their own, e.g. ``[slurm]``). Every problem names the file
+    and the field.
     """
     p = Path(path)
     if not p.is_file():
@@ -238,10 +240,21 @@ def load_sweep_file(path: str | os.PathLike) -> tuple[SweepSpec, dict[str, Any]]
     data = {str(k).replace("-", "_"): v for k, v in data.items()}
     origins = {k: f"{p}: field '{k}'" for k in (*FILE_KEYS, "method_options")}
     invalid: dict[str, str] = {}  # reported by validate() with the grid's other problems
-    for key in [k for k in data if k not in FILE_KEYS]:
+    tables = executor_tables()
+    for key in [k for k in data if k not in FILE_KEYS and k not in tables]:
         del data[key]
         invalid[key] = (f"{p}: field '{key}': unknown field; valid fields: "
-                        f"{', '.join(FILE_KEYS)}")
+                        f"{', '.join((*FILE_KEYS, *tables))}")
+    executor_options: dict[str, dict[str, Any]] = {}
+    for name in [k for k in tables if k in data]:
+        table = data.pop(name)
+        if not isinstance(table, dict):
+            raise SweepError(f"{p}: field '{name}': expected a table of {name} executor "
+                             f"options ([{name}] then key = value lines), got {table!r}")
+        table = {str(k).replace("-", "_"): v for k, v in table.items()}
+        # checked now, whichever executor runs the sweep: a typo fails before anything runs
+        tables[name].parse_options(table, lambda k, n=name: f"{p}: field '{n}.{k}'")
+        executor_options[name] = table
     options = data.pop("options", {})
     if not isinstance(options, dict):
         invalid["options"] = (f"{p}: field 'options': expected a table of method options "
@@ -253,10 +266,21 @@ def load_sweep_file(path: str | os.PathLike) -> tuple[SweepSpec, dict[str, Any]]
             invalid[key] = f"{p}: field '{key}': expected a string, got {data.pop(key)!r}"
     executor = {k: data.pop(k) for k in EXECUTOR_KEYS if k in data}
     check_executor_settings(executor, lambda k: origins[k])
+    if executor_options:
+        executor["executor_options"] = executor_options
+        executor["executor_options_file"] = str(p)
     grid = {k: data.pop(k) for k in ("name", *GRID_KEYS, "out") if k in data}
     spec = SweepSpec.create(**grid, options=options, origins=origins, **data)
     spec.invalid = {**invalid, **spec.invalid}
     return spec, executor
+
+
+def executor_tables() -> dict[str, Any]:
+    """The registered executors that have options of their own, by name (each may have a
+    table of that name in a sweep file)."""
+    from .executors import EXECUTORS
+
+    return {name: cls for name, cls in EXECUTORS.items() if cls.options}
 
 
 def check_executor_settings(ex: dict[str, Any], where: Callable[[str], str]) -> None:

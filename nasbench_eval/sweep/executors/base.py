@@ -2,20 +2,23 @@
 executor reports and the progress of runs in other processes.
 
 An executor is a class with a ``name``, registered in :data:`EXECUTORS` (one file in this
-package), built by :meth:`from_settings` from the sweep's executor settings, with ``check()``
-(before anything is created) and ``execute(cells, emit)``. ``emit(cell, kind, info)`` reports
-``queued`` / ``running`` (``info["device"]`` optional), ``epoch`` (``epochs_done``,
-``test_error``) and ``end`` (the outcome dict of :func:`run_cell`).
+package), built by :meth:`from_settings` from the sweep's executor settings and its own typed
+:attr:`options`, with ``check()`` (before anything is created), ``adopt(jobs)`` (the cluster
+jobs an earlier invocation recorded) and ``execute(cells, emit)``. ``emit(cell, kind, info)``
+reports ``queued`` / ``running`` (``info["device"]`` and ``info["job_id"]`` optional; a job id
+is recorded in the index), ``epoch`` (``epochs_done``, ``test_error``) and ``end`` (the
+outcome dict of :func:`run_cell`).
 """
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from ...config import RunConfig
+from ...options import Option, OptionError
 from ...rundir import FAILED, INTERRUPTED, RUNNING, SUMMARY_FILE, read_summary
-from ..spec import Cell
+from ..spec import Cell, SweepError
 
 Emit = Callable[[Cell, str, dict[str, Any]], None]
 
@@ -24,17 +27,48 @@ class Executor:
     """The executor interface; subclasses set ``name`` and implement :meth:`execute`."""
 
     name: ClassVar[str] = ""
+    options: ClassVar[dict[str, Option]] = {}
+    """Settings of this executor alone (``slurm``: partition, time, ...): each becomes a flag
+    ``--<name>-<key>`` and a key of the ``[<name>]`` table of a sweep file, parsed and checked
+    by :meth:`parse_options` before anything runs."""
 
     @classmethod
     def from_settings(cls, gpus: int = 0, ray_address: str | None = None,
-                      cpus_per_run: int | None = None, workers: int | None = None) -> Executor:
+                      cpus_per_run: int | None = None, workers: int | None = None,
+                      options: Mapping[str, Any] | None = None) -> Executor:
         """The executor for the sweep's settings (``--gpus``, ``--ray-address``,
-        ``--cpus-per-run``, ``--workers``); refuses those it has no use for."""
+        ``--cpus-per-run``, ``--workers``) and its own ``options`` (already parsed by
+        :meth:`parse_options`, defaults filled in); refuses settings it has no use for."""
         raise NotImplementedError
+
+    @classmethod
+    def parse_options(cls, given: Mapping[str, Any],
+                      where: Callable[[str], str] | None = None) -> dict[str, Any]:
+        """:attr:`options`' defaults overridden by ``given``, each value parsed and checked by
+        its :class:`Option`; ``where(key)`` names the flag or file field in messages."""
+        where = where or (lambda k: f"--{cls.name}-{k.replace('_', '-')}")
+        out = {k: opt.default for k, opt in cls.options.items()}
+        for raw, value in given.items():
+            key = str(raw).replace("-", "_")
+            if key not in cls.options:
+                valid = ", ".join(sorted(cls.options)) or "(none)"
+                raise SweepError(f"{where(key)}: executor '{cls.name}' has no option "
+                                 f"'{raw}'; its options: {valid}")
+            try:
+                out[key] = cls.options[key].parse(value, where(key))
+            except OptionError as exc:
+                raise SweepError(str(exc)) from None
+        return out
 
     def check(self) -> None:
         """Raise :class:`SweepError` if the executor cannot run here (called before any run
         directory or index is created). Default: nothing to check."""
+
+    def adopt(self, jobs: Mapping[int, Sequence[str]]) -> None:
+        """The job ids the sweep index recorded for the cells about to run (by cell index),
+        called before :meth:`execute`: an executor of a cluster follows a job of an earlier
+        invocation that is still queued or running instead of starting the run twice.
+        Default: nothing (local and Ray runs do not outlive the process that drove them)."""
 
     def execute(self, cells: list[Cell], emit: Emit) -> None:
         raise NotImplementedError

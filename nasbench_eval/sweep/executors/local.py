@@ -12,6 +12,7 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from ...rundir import atomic_write
@@ -48,7 +49,8 @@ class LocalExecutor(Executor):
     @classmethod
     def from_settings(cls, gpus: int = 0, ray_address: str | None = None,
                       cpus_per_run: int | None = None,
-                      workers: int | None = None) -> LocalExecutor:
+                      workers: int | None = None,
+                      options: Mapping[str, Any] | None = None) -> LocalExecutor:
         if ray_address:
             raise SweepError("--ray-address is only for --executor ray")
         return cls(gpus=gpus, cpus_per_run=cpus_per_run, workers=workers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from ..spec import Cell, SweepError
@@ -49,7 +50,8 @@ class RayExecutor(Executor):
     @classmethod
     def from_settings(cls, gpus: int = 0, ray_address: str | None = None,
                       cpus_per_run: int | None = None,
-                      workers: int | None = None) -> RayExecutor:
+                      workers: int | None = None,
+                      options: Mapping[str, Any] | None = None) -> RayExecutor:
         if workers:
             raise SweepError("workers is only for --executor local (Ray runs as many tasks as "
                              "the cluster has CPUs for)")
