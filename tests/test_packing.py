@@ -8,20 +8,22 @@ import pytest
 import torch
 
 from nasbench_eval.config import RunConfig
+from nasbench_eval.methods import GradientMethod
 from nasbench_eval.packing.net import PackedSupernet, PackingError
 from nasbench_eval.packing.step import packed_step_for
 from nasbench_eval.runner import build_search
 
 
 def _searches(tmp_path, method: str, seeds=(0, 1, 2), **kw):
-    base = RunConfig(method=method, space="s3", dataset="digits", epochs=3, layers=5,
-                     channels=4, batch_size=8, out=str(tmp_path / "r"), progress=False,
-                     device="cpu", **kw)
+    base = RunConfig(**{**dict(method=method, space="s3", dataset="digits", epochs=3, layers=5,
+                               channels=4, batch_size=8, out=str(tmp_path / "r"),
+                               progress=False, device="cpu"), **kw})
     out = []
     for s in seeds:
         search = build_search(replace(base, seed=s))
         search.supernet.double()
-        for a in search.method.alphas.values():
+        alphas = search.method.alphas if isinstance(search.method, GradientMethod) else {}
+        for a in alphas.values():
             a.data = a.data.double()
         out.append(search)
     return out
@@ -49,7 +51,8 @@ def _state(search):
 
 
 @pytest.mark.parametrize("method,clip", [("darts", 5.0), ("darts", 0.05), ("maxw", 0.05),
-                                         ("sdarts-rs", 0.05)])
+                                         ("sdarts-rs", 0.05), ("sdarts-adv", 0.05),
+                                         ("darts-2nd", 0.05), ("rdarts-l2", 5.0)])
 def test_packed_equals_separate_float64(tmp_path, method, clip):
     """grad_clip 0.05 clips every step (each seed by its own norm); 5.0 rarely does."""
     steps, seeds = 20, (0, 1, 2)
@@ -93,10 +96,15 @@ def test_packed_equals_separate_float64(tmp_path, method, clip):
 
 
 def test_refused_methods_name_the_reason(tmp_path):
-    searches = _searches(tmp_path, "sdarts-adv", seeds=(0, 1))
-    net = PackedSupernet([s.supernet for s in searches])
-    with pytest.raises(PackingError, match="sdarts-adv.*PGD"):
-        packed_step_for([s.method for s in searches], net)
+    searches = _searches(tmp_path, "random-ws", seeds=(0, 1))
+    with pytest.raises(PackingError, match="random-ws.*path"):
+        packed_step_for([s.method for s in searches],
+                        PackedSupernet([s.supernet for s in searches]))
+    searches = _searches(tmp_path, "rdarts-dp", seeds=(0, 1), epochs=3)
+    with pytest.raises(PackingError, match="drop-path"):
+        for s in searches:
+            s.method.end_epoch(0)  # the ramp turns drop-path on after the first epoch
+        PackedSupernet([s.supernet for s in searches])
 
 
 def test_a_diverging_seed_leaves_the_others_alone(tmp_path):
@@ -189,6 +197,8 @@ def test_run_seeds_writes_ordinary_runs_and_resumes(tmp_path, monkeypatch):
 def test_refusals_before_any_work(tmp_path):
     from nasbench_eval.packing.runner import run_seeds
 
-    with pytest.raises(PackingError, match="darts-2nd.*packable methods: darts, maxw"):
-        run_seeds(_cfg(tmp_path, method="darts-2nd"), [0, 1])
+    with pytest.raises(PackingError, match="msr.*packable methods: darts, darts-2nd"):
+        run_seeds(_cfg(tmp_path, method="msr"), [0, 1])
+    with pytest.raises(PackingError, match="space 's4'.*noise"):
+        run_seeds(_cfg(tmp_path, space="s4"), [0, 1])
     assert not (tmp_path / "results").exists()

@@ -113,6 +113,7 @@ class PackedSupernet:
                 self.params[n] = p.detach().contiguous(memory_format=self.memory_format
                                                        ).requires_grad_(p.requires_grad)
         self.training = True
+        self._p, self._b = self.params, self.buffers  # what the running forward reads
         self._shared: dict[tuple, tuple[Tensor, Tensor]] = {}
         """Within one cell: the ReLU and pool outputs of a state, which every edge leaving
         the state shares (keyed by the input's id and the op; the input is kept alive)."""
@@ -168,9 +169,21 @@ class PackedSupernet:
         """K batches of images ``(N, C, H, W)`` side by side: ``(N, K*C, H, W)``."""
         return torch.cat(list(xs), 1).contiguous(memory_format=self.memory_format)
 
-    def forward(self, x: Tensor, weights: dict[str, Tensor]) -> Tensor:
+    def forward(self, x: Tensor, weights: dict[str, Tensor],
+                params: dict[str, Tensor] | None = None,
+                buffers: dict[str, Tensor] | None = None) -> Tensor:
         """Logits ``(K, N, classes)`` of the packed input ``x`` (:meth:`pack_input`), each
-        seed mixing with its own ``weights[cell_type]`` of shape ``(K, edges, ops)``."""
+        seed mixing with its own ``weights[cell_type]`` of shape ``(K, edges, ops)``.
+        ``params``/``buffers``: tensors to use instead of the packed state (by name, as
+        ``torch.func.functional_call``; second-order DARTS's virtual steps)."""
+        self._p = self.params if params is None else {**self.params, **params}
+        self._b = self.buffers if buffers is None else {**self.buffers, **buffers}
+        try:
+            return self._forward(x, weights)
+        finally:
+            self._p, self._b = self.params, self.buffers
+
+    def _forward(self, x: Tensor, weights: dict[str, Tensor]) -> Tensor:
         t = self.template
         s0 = s1 = self._op(t.stem, "stem", x)
         for i, cell in enumerate(t.cells):
@@ -178,8 +191,8 @@ class PackedSupernet:
         n, kc = s1.shape[:2]
         k = self.k
         feat = s1.mean((2, 3)).view(n, k, kc // k).transpose(0, 1)  # (K, N, C)
-        w = self.params["classifier.weight"]
-        b = self.params["classifier.bias"]
+        w = self._p["classifier.weight"]
+        b = self._p["classifier.bias"]
         classes = w.shape[0] // k
         return torch.baddbmm(b.view(k, 1, classes), feat, w.view(k, classes, -1).transpose(1, 2))
 
@@ -243,25 +256,25 @@ class PackedSupernet:
         return hit[1]
 
     def _conv(self, m: nn.Conv2d, name: str, x: Tensor) -> Tensor:
-        w = self.params[f"{name}.weight"]
-        b = self.params.get(f"{name}.bias")
+        w = self._p[f"{name}.weight"]
+        b = self._p.get(f"{name}.bias")
         if m.groups == m.in_channels == m.out_channels and b is None:
             return depthwise_conv2d(x, w, m.stride, m.padding, m.dilation)  # type: ignore[arg-type]
         return F.conv2d(x, w, b, m.stride, m.padding, m.dilation, m.groups * self.k)
 
     def _bn(self, m: nn.BatchNorm2d, name: str, x: Tensor) -> Tensor:
         if self.training:
-            self.buffers[f"{name}.num_batches_tracked"].add_(1)
-        return F.batch_norm(x, self.buffers[f"{name}.running_mean"],
-                            self.buffers[f"{name}.running_var"],
-                            self.params.get(f"{name}.weight"), self.params.get(f"{name}.bias"),
+            self._b[f"{name}.num_batches_tracked"].add_(1)
+        return F.batch_norm(x, self._b[f"{name}.running_mean"],
+                            self._b[f"{name}.running_var"],
+                            self._p.get(f"{name}.weight"), self._p.get(f"{name}.bias"),
                             self.training, m.momentum, m.eps)
 
     def _reduce(self, m: FactorizedReduce, name: str, x: Tensor) -> Tensor:
         x = self._once(("relu",), x, F.relu)
         k = self.k
-        a = F.conv2d(x, self.params[f"{name}.conv_1.weight"], None, 2, 0, 1, k)
-        b = F.conv2d(x[:, :, 1:, 1:], self.params[f"{name}.conv_2.weight"], None, 2, 0, 1, k)
+        a = F.conv2d(x, self._p[f"{name}.conv_1.weight"], None, 2, 0, 1, k)
+        b = F.conv2d(x[:, :, 1:, 1:], self._p[f"{name}.conv_2.weight"], None, 2, 0, 1, k)
         if b.shape[-2:] != a.shape[-2:]:
             b = F.pad(b, (0, a.shape[-1] - b.shape[-1], 0, a.shape[-2] - b.shape[-2]))
         n, kh, hh, ww = a.shape

@@ -28,6 +28,7 @@ from ..errors import NasbenchEvalError
 from ..methods import method_class
 from ..rundir import FAILED, FINISHED, INTERRUPTED, RUNNING
 from ..resolve import resolve_config
+from ..spaces import load_space
 from .net import PackedSupernet, PackingError
 from .step import PACKED_METHODS, REFUSED, packed_step_for
 
@@ -63,6 +64,12 @@ def check_packing(cfg: RunConfig) -> None:
     if cfg.cuda_graphs or cfg.compile:
         raise PackingError("packed seeds run eagerly: drop --cuda-graphs / --compile, or run "
                            "the seeds separately (--pack 1)")
+    # the space's ops and supernet, checked on a narrow copy (cheap, on the CPU)
+    space = method_class(cfg.method)().adapt_space(load_space(cfg.space))
+    try:
+        PackedSupernet([space.build_supernet(2, cfg.layers, 2, 1)])
+    except PackingError as exc:
+        raise PackingError(f"space '{space.name}' cannot run packed: {exc}") from None
 
 
 def run_seeds(cfg: RunConfig, seeds: Sequence[int], pack: int | None = None,

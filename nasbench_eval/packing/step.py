@@ -4,8 +4,10 @@ Why it equals K separate steps: the K seeds' parameters are disjoint slices of t
 tensors (:mod:`.net`), so the gradient of the sum of the K per-seed losses is, slice by slice,
 each seed's own gradient. SGD (momentum, weight decay) and Adam are elementwise given a
 shared step count and learning rate, so one torch optimizer over the packed tensors is K
-optimizers. What is not elementwise is done per seed explicitly: the gradient-norm clipping
-(each seed's norm over its own slices) and the loss (each seed's mean over its own batch).
+optimizers. What is not elementwise is done per seed explicitly: the loss (each seed's mean
+over its own batch), the gradient-norm clipping (each seed's norm over its own slices),
+SDARTS's noise (each seed's generator), SDARTS-ADV's revert decision and second-order
+DARTS's finite-difference radius (each seed's own gradient norm).
 
 A method packs only when its step is known here (:data:`PACKED_METHODS`); every other method
 is refused by :func:`packed_step_for` with the reason. Between epochs the per-seed method
@@ -24,18 +26,16 @@ from torch import Tensor
 
 from ..methods.base import ArchWeights, Batch, Method
 from ..methods.gradient import GradientMethod
-from ..methods.sdarts import clip_to_simplex
+from ..methods.rdarts import RobustDartsBase
+from ..methods.sdarts import clip_to_simplex, pgd_update
 from .net import PackedSupernet, PackingError, pack, unpack
 
-PACKED_METHODS = ("darts", "maxw", "sdarts-rs")
+PACKED_METHODS = ("darts", "darts-2nd", "maxw", "sdarts-rs", "sdarts-adv", "darts-es",
+                  "rdarts-l2")
 """Methods whose step runs packed (their exact classes; a subclass may change the step)."""
 
 REFUSED = {
-    "darts-2nd": "its finite-difference radius is a per-seed norm over all weights (not yet "
-                 "packed)",
-    "sdarts-adv": "its PGD attack and revert decision are per seed (not yet packed)",
-    "darts-es": "its early stop reads per-seed eigenvalues (not yet packed)",
-    "rdarts": "drop-path draws per example in one seed's order",
+    "rdarts-dp": "drop-path draws per example in one seed's order of torch's RNG",
     "msr": "its spectrally normalised convolutions are parametrized modules",
     "random-ws": "each seed samples its own path through an edge forward",
 }
@@ -165,20 +165,32 @@ class PackedGradientStep:
         self.k = k
 
     # ------------------------------------------------------------------ pieces
-    def losses(self, x: Tensor, y: Tensor, weights: ArchWeights) -> tuple[Tensor, Tensor]:
-        """Per-seed mean cross-entropies ``(K,)`` and the logits ``(K, N, classes)``."""
+    def losses(self, x: Tensor, y: Tensor, weights: ArchWeights,
+               params: dict[str, Tensor] | None = None,
+               buffers: dict[str, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        """Per-seed mean cross-entropies ``(K,)`` and the logits ``(K, N, classes)``
+        (``params``/``buffers``: see :meth:`PackedSupernet.forward`)."""
         with self.autocast():
-            logits = self.net(x, weights)
+            logits = self.net(x, weights, params, buffers)
         if logits.dtype in (torch.bfloat16, torch.float16):
             logits = logits.float()
         k, n, c = logits.shape
         ce = F.cross_entropy(logits.reshape(k * n, c), y.reshape(k * n), reduction="none")
         return ce.view(k, n).mean(1), logits
 
-    def w_step_weights(self, clean: ArchWeights,
-                       generators: Sequence[torch.Generator] | None) -> ArchWeights:
+    def alpha_grads(self, train: tuple[Tensor, Tensor], val: tuple[Tensor, Tensor]
+                    ) -> tuple[list[Tensor], Tensor]:
+        """First order: every seed's d L_val / d alpha at its current weights (packed
+        batches), and the per-seed validation losses ``(K,)``."""
+        val_losses, _ = self.losses(*val, self.mixing(self.alphas))
+        grads = torch.autograd.grad(val_losses.sum(), list(self.alphas.values()),
+                                    materialize_grads=True)
+        return list(grads), val_losses.detach()
+
+    def w_step_weights(self, clean: ArchWeights, generators: Sequence[torch.Generator] | None,
+                       batch: tuple[Tensor, Tensor]) -> ArchWeights:
         """The mixing weights ``(K, edges, ops)`` of the w step, given the clean ones (no
-        grad); ``generators``: each seed's stream of torch's global RNG."""
+        grad), each seed's stream of torch's global RNG and the packed training batch."""
         return clean
 
     def step(self, train: Sequence[Batch], val: Sequence[Batch],
@@ -194,16 +206,14 @@ class PackedGradientStep:
         xv, yv = net.pack_input([b[0] for b in val]), torch.stack([b[1] for b in val])
         xt, yt = net.pack_input([b[0] for b in train]), torch.stack([b[1] for b in train])
         # alpha step: each seed's gradient is the gradient of the sum in its slice
-        val_losses, _ = self.losses(xv, yv, self.mixing(self.alphas))
-        grads = torch.autograd.grad(val_losses.sum(), list(self.alphas.values()),
-                                    materialize_grads=True)
+        grads, val_losses = self.alpha_grads((xt, yt), (xv, yv))
         for a, g in zip(self.alphas.values(), grads):
             a.grad = g
         self.alpha_opt.step()
         # w step
         with torch.no_grad():
             clean = {key: v.detach() for key, v in self.mixing(self.alphas).items()}
-            weights = self.w_step_weights(clean, generators)
+            weights = self.w_step_weights(clean, generators, (xt, yt))
         self.w_opt.zero_grad(set_to_none=True)
         losses, logits = self.losses(xt, yt, weights)
         losses.sum().backward()
@@ -235,24 +245,129 @@ class PackedSdartsRS(PackedGradientStep):
     drawn from its own generator in the order its separate run draws it (cell types in
     order, one ``rand_like`` each)."""
 
-    def w_step_weights(self, clean: ArchWeights,
-                       generators: Sequence[torch.Generator] | None) -> ArchWeights:
-        if generators is None or len(generators) != self.k:
-            raise PackingError("sdarts-rs needs one random generator per packed seed")
+    def w_step_weights(self, clean: ArchWeights, generators: Sequence[torch.Generator] | None,
+                       batch: tuple[Tensor, Tensor]) -> ArchWeights:
         eps = self.methods[0].eps  # type: ignore[attr-defined]
-        noise = self._noise(clean, generators)
-        return {key: clip_to_simplex(v + (2.0 * noise[key] - 1.0) * eps)
-                for key, v in clean.items()}
+        return self.random_perturbation(clean, generators, eps)
 
-    @staticmethod
-    def _noise(clean: ArchWeights, generators: Sequence[torch.Generator]) -> ArchWeights:
+    def random_perturbation(self, clean: ArchWeights,
+                            generators: Sequence[torch.Generator] | None,
+                            eps: float) -> ArchWeights:
+        """:func:`~nasbench_eval.methods.sdarts.random_perturbation` of every seed, each
+        seed's noise from its own generator (every cell type in order, as its run draws)."""
+        if generators is None or len(generators) != self.k:
+            raise PackingError(f"method '{self.methods[0].name}' needs one random generator "
+                               f"per packed seed")
         per_seed = [{key: torch.rand(v.shape[1:], generator=g, dtype=v.dtype, device=v.device)
                      for key, v in clean.items()} for g in generators]
-        return {key: torch.stack([d[key] for d in per_seed]) for key in clean}
+        return {key: clip_to_simplex(v + (2.0 * torch.stack([d[key] for d in per_seed]) - 1.0)
+                                     * eps)
+                for key, v in clean.items()}
+
+
+class PackedSdartsADV(PackedSdartsRS):
+    """SDARTS-ADV: each seed's PGD attack on its own training batch (eval-mode BN), from its
+    own random start; the sign steps and the projection are elementwise and row-wise, so the
+    seeds' attacks are independent, and each seed keeps its attack or reverts to the clean
+    weights by its own losses."""
+
+    def w_step_weights(self, clean: ArchWeights, generators: Sequence[torch.Generator] | None,
+                       batch: tuple[Tensor, Tensor]) -> ArchWeights:
+        m0 = self.methods[0]
+        eps, steps = m0.eps, m0.pgd_steps  # type: ignore[attr-defined]
+        size = m0.pgd_step_size  # type: ignore[attr-defined]
+        step = 2.0 * eps / steps if size is None else float(size)
+        x, y = batch
+        keys = list(clean)
+        net = self.net
+        was_training = net.training
+        net.eval()
+        try:
+            w = self.random_perturbation(clean, generators, eps)
+            for _ in range(steps):
+                w_req = [w[key].clone().requires_grad_() for key in keys]
+                with torch.enable_grad():
+                    loss = self.losses(x, y, dict(zip(keys, w_req)))[0].sum()
+                    grads = torch.autograd.grad(loss, w_req, materialize_grads=True)
+                w = {key: pgd_update(wk.detach(), g, clean[key], eps, step)[1]
+                     for key, wk, g in zip(keys, w_req, grads)}
+            keep = self.losses(x, y, w)[0] >= self.losses(x, y, clean)[0]  # (K,), per seed
+            return {key: torch.where(keep.view(-1, 1, 1), w[key], clean[key]) for key in keys}
+        finally:
+            net.train(was_training)
+
+
+def _per_seed(v: Tensor, t: Tensor) -> Tensor:
+    """``v`` (K,) shaped to scale the K seed slices of ``t`` unflattened to (K, -1, ...)."""
+    return v.to(t.dtype).view(-1, *([1] * t.dim()))
+
+
+def unrolled_alpha_grads_packed(train_loss: Any, val_loss: Any, w: list[Tensor],
+                                alphas: list[Tensor], xi: float, momentum: float,
+                                momentum_bufs: list[Tensor | None], weight_decay: float,
+                                r: float, k: int) -> tuple[list[Tensor], Tensor]:
+    """:func:`nasbench_eval.methods.darts.unrolled_alpha_grads` of K packed seeds: the losses
+    return ``(K,)`` per-seed values, the weights are packed (seed = slice of dim 0), the
+    alphas stacked ``(K, ...)``. The virtual step is elementwise; what is per seed is the
+    finite-difference radius, ``r / ||dL_val/dw'||`` with each seed's own norm."""
+    w = [p.detach() for p in w]
+    alphas_d = [a.detach() for a in alphas]
+    w_req = [p.clone().requires_grad_() for p in w]
+    g_train = torch.autograd.grad(train_loss(w_req, alphas_d).sum(), w_req,
+                                  materialize_grads=True)
+    w_virtual = []
+    for p, g, buf in zip(w, g_train, momentum_bufs):
+        d = g + weight_decay * p
+        if buf is not None:
+            d = d + momentum * buf
+        w_virtual.append((p - xi * d).requires_grad_())
+    a_req = [a.clone().requires_grad_() for a in alphas_d]
+    loss_val = val_loss(w_virtual, a_req)
+    grads = torch.autograd.grad(loss_val.sum(), a_req + w_virtual, materialize_grads=True)
+    d_alpha, d_w = list(grads[: len(a_req)]), list(grads[len(a_req):])
+    sq = sum((g.unflatten(0, (k, -1)) ** 2).flatten(1).sum(1) for g in d_w)
+    eps = r / torch.sqrt(sq).clamp_min(1e-12)  # (K,): each seed's own radius
+    hvp_terms = []
+    for sign in (1.0, -1.0):
+        w_shift = [(p.unflatten(0, (k, -1)) + _per_seed(sign * eps, p) * g.unflatten(0, (k, -1))
+                    ).flatten(0, 1) for p, g in zip(w, d_w)]
+        a_req = [a.clone().requires_grad_() for a in alphas_d]
+        hvp_terms.append(torch.autograd.grad(train_loss(w_shift, a_req).sum(), a_req,
+                                             materialize_grads=True))
+    out = [da - xi * (gp - gn) / (2.0 * eps.to(da.dtype).view(-1, *([1] * (da.dim() - 1))))
+           for da, gp, gn in zip(d_alpha, hvp_terms[0], hvp_terms[1])]
+    return out, loss_val.detach()
+
+
+class PackedDarts2nd(PackedGradientStep):
+    """Second-order DARTS: the unrolled alpha gradient of every seed, with its own
+    finite-difference radius; the virtual forwards use cloned BN buffers, as the method's."""
+
+    def alpha_grads(self, train: tuple[Tensor, Tensor], val: tuple[Tensor, Tensor]
+                    ) -> tuple[list[Tensor], Tensor]:
+        net = self.net
+        names = [n for n, p in net.params.items() if p.requires_grad]
+        buffers = {n: b.clone() for n, b in net.buffers.items()}
+        keys = list(self.alphas)
+
+        def make_loss(batch: tuple[Tensor, Tensor]) -> Any:
+            def loss(w: list[Tensor], a: list[Tensor]) -> Tensor:
+                return self.losses(*batch, self.mixing(dict(zip(keys, a))),
+                                   dict(zip(names, w)), buffers)[0]
+            return loss
+
+        bufs = [self.w_opt.state.get(p, {}).get("momentum_buffer") for p in self.w_params]
+        return unrolled_alpha_grads_packed(
+            make_loss(train), make_loss(val), self.w_params, list(self.alphas.values()),
+            xi=self.w_opt.param_groups[0]["lr"], momentum=self.cfg.w_momentum,
+            momentum_bufs=bufs, weight_decay=self.cfg.w_weight_decay,
+            r=self.methods[0].opts["hvp_r"], k=self.k)
 
 
 _STEPS: dict[str, type[PackedGradientStep]] = {
-    "darts": PackedGradientStep, "maxw": PackedGradientStep, "sdarts-rs": PackedSdartsRS}
+    "darts": PackedGradientStep, "darts-2nd": PackedDarts2nd, "maxw": PackedGradientStep,
+    "sdarts-rs": PackedSdartsRS,
+    "sdarts-adv": PackedSdartsADV}
 
 
 def packed_step_for(methods: Sequence[Method], net: PackedSupernet) -> PackedGradientStep:
@@ -262,4 +377,9 @@ def packed_step_for(methods: Sequence[Method], net: PackedSupernet) -> PackedGra
         raise PackingError(f"packed seeds must share one method, got {', '.join(sorted(names))}")
     for m in methods:
         check_packable(m)
-    return _STEPS[methods[0].name](methods, net)  # type: ignore[arg-type]
+    m0 = methods[0]
+    if isinstance(m0, RobustDartsBase):  # darts-es, rdarts-l2: first or second order
+        cls = PackedDarts2nd if m0.darts_order == 2 else PackedGradientStep
+    else:
+        cls = _STEPS[m0.name]
+    return cls(methods, net)  # type: ignore[arg-type]
