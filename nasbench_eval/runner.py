@@ -144,18 +144,24 @@ def _summarize(genotypes: list[dict[str, Any]]) -> Callable[[list[dict[str, Any]
     return summarize
 
 
-def run(cfg: RunConfig | None = None, *, resume: bool = False,
-        on_epoch_end: EpochCallback | None = None, **overrides: Any) -> Path:
-    """Run (or resume) one search and return its run directory.
+@dataclass
+class OpenRun:
+    """A run directory opened for (more) epochs: its search, recorder and genotypes so far.
+    :func:`run` drives one; the seed packing (:mod:`.packing.runner`) drives several."""
 
-    ``run(method="darts", space="s3", dataset="digits", epochs=3)`` is the notebook form;
-    the CLI's ``nasbench-eval run`` is a thin layer over it.
-    """
-    if cfg is None:
-        cfg = RunConfig(**overrides)
-    elif overrides:
-        cfg = RunConfig.from_dict({**cfg.to_dict(), **overrides})
-    cfg = resolve_config(cfg)
+    cfg: RunConfig
+    run_dir: Path
+    search: Search
+    rec: RunRecorder
+    genotypes: list[dict[str, Any]]
+
+
+def open_run(cfg: RunConfig, resume: bool = False,
+             execution_note: dict[str, Any] | None = None) -> OpenRun | Path:
+    """Check, build and (re)open the run directory of ``cfg`` (resolved): the run directory
+    itself when the run is over (never repeated), else an :class:`OpenRun` whose
+    ``config.json`` is written (or its resumption noted). ``execution_note``: extra entries of
+    config.json's ``execution`` record (e.g. the seeds a packed run ran beside)."""
     run_dir = Path(cfg.out) / cfg.run_id()
     previous = refuse_existing(run_dir / SUMMARY_FILE, resume)
     if is_done(previous):
@@ -194,17 +200,38 @@ def _run_logged(cfg: RunConfig, run_dir: Path, resume: bool,
         search.method.load_state_dict(state["method"])
         genotypes += state["genotypes"]
     env = environment(search.device)
+    note = execution_note or {}
     if rec.start_epoch == 0:
         write_json(run_dir / CONFIG_FILE, {
             "run_id": cfg.run_id(), "config": cfg.to_dict(), "environment": env,
             "space_spec": search.space.path,
             "weights": sum(p.numel() for p in search.supernet.parameters()),
             "steps_per_epoch": search.steps_per_epoch,
-            "execution": search.execution.to_dict()})
+            "execution": {**search.execution.to_dict(), **note}})
     else:  # keep the original record, note the resumption
         doc = read_json(run_dir / CONFIG_FILE)
-        doc.setdefault("resumed", []).append({"at_epoch": rec.start_epoch, "environment": env})
+        doc.setdefault("resumed", []).append({"at_epoch": rec.start_epoch, "environment": env,
+                                              **note})
         write_json(run_dir / CONFIG_FILE, doc)
+    return OpenRun(cfg, run_dir, search, rec, genotypes)
+
+
+def run(cfg: RunConfig | None = None, *, resume: bool = False,
+        on_epoch_end: EpochCallback | None = None, **overrides: Any) -> Path:
+    """Run (or resume) one search and return its run directory.
+
+    ``run(method="darts", space="s3", dataset="digits", epochs=3)`` is the notebook form;
+    the CLI's ``nasbench-eval run`` is a thin layer over it.
+    """
+    if cfg is None:
+        cfg = RunConfig(**overrides)
+    elif overrides:
+        cfg = RunConfig.from_dict({**cfg.to_dict(), **overrides})
+    cfg = resolve_config(cfg)
+    opened = open_run(cfg, resume)
+    if isinstance(opened, Path):
+        return opened
+    run_dir, search, rec, genotypes = opened.run_dir, opened.search, opened.rec, opened.genotypes
 
     steps = search.steps_per_epoch
     log.say(f"{cfg.run_id()}: {search.space.name} on {cfg.dataset}, anytime oracle "
@@ -244,11 +271,13 @@ def _run_logged(cfg: RunConfig, run_dir: Path, resume: bool,
 
 
 def _run_epoch(search: Search, rec: RunRecorder, genotypes: list[dict[str, Any]], epoch: int,
-               bar) -> tuple[dict[str, Any] | None, Any]:
+               bar, row: dict[str, Any] | None = None, t0: float | None = None
+               ) -> tuple[dict[str, Any] | None, Any]:
     """One epoch: search, derive, score, record. Returns the epoch's metrics row (None when
-    the search diverged) and a method's early-stop reason."""
-    t0 = time.perf_counter()
-    row = _search_epoch(search, epoch, bar)
+    the search diverged) and a method's early-stop reason. ``row`` and ``t0``: the epoch was
+    searched elsewhere (seed packing: :func:`epoch_row` of its sums, its time from ``t0``)."""
+    t0 = time.perf_counter() if t0 is None else t0
+    row = _search_epoch(search, epoch, bar) if row is None else row
     if rec.diverged(row, epoch, elapsed=time.perf_counter() - t0):
         return None, None
     stop_reason = row.pop("stop_reason", None)  # a method may end the search early
@@ -267,11 +296,17 @@ def _run_epoch(search: Search, rec: RunRecorder, genotypes: list[dict[str, Any]]
     return row, stop_reason
 
 
+def epoch_generators(seed: int, epoch: int) -> tuple[torch.Generator, torch.Generator]:
+    """Seed torch's global RNG for epoch ``epoch`` of seed ``seed`` and return the
+    generators of its training and validation batch order (a function of both alone)."""
+    torch.manual_seed(derived_seed(seed, epoch, "torch"))
+    return (torch.Generator().manual_seed(derived_seed(seed, epoch, "train")),
+            torch.Generator().manual_seed(derived_seed(seed, epoch, "val")))
+
+
 def _search_epoch(search: Search, epoch: int, bar) -> dict[str, Any]:
     cfg, method = search.cfg, search.method
-    torch.manual_seed(derived_seed(cfg.seed, epoch, "torch"))
-    g_train = torch.Generator().manual_seed(derived_seed(cfg.seed, epoch, "train"))
-    g_val = torch.Generator().manual_seed(derived_seed(cfg.seed, epoch, "val"))
+    g_train, g_val = epoch_generators(cfg.seed, epoch)
     t0 = time.perf_counter()
     search.supernet.train()
     if search.stepper is None:
@@ -286,6 +321,14 @@ def _search_epoch(search: Search, epoch: int, bar) -> dict[str, Any]:
         for k, v in search.stepper(tb, vb).items():
             sums[k] = sums[k] + v if k in sums else v
         bar.update(1)
+    return epoch_row(search, epoch, sums, t0)
+
+
+def epoch_row(search: Search, epoch: int, sums: dict[str, torch.Tensor], t0: float
+              ) -> dict[str, Any]:
+    """The metrics row of an epoch from the per-example sums of its steps: the method's
+    epoch end (schedules, lambda_max), the accuracy on search-val and the time since ``t0``."""
+    method = search.method
     host = {k: float(v) for k, v in sums.items()}  # the one sync of the epoch
     n = host.pop("train_count")
     row: dict[str, Any] = {"epoch": epoch}

@@ -29,6 +29,12 @@ def build() -> click.Command:
     @click.option("--dataset", default=_D.dataset, show_default=True, help="Dataset (see `list datasets`).")
     @click.option("--epochs", default=_D.epochs, show_default=True, type=int)
     @click.option("--seed", default=_D.seed, show_default=True, type=int)
+    @click.option("--seeds", default=None, metavar="SEEDS",
+                  help="Several seeds (0-9, 0,3,7 or 0-3,8) run as one packed search: the same "
+                       "run directories and ids as one run per seed (darts, maxw; docs/speed.md).")
+    @click.option("--pack", default=None, type=int,
+                  help="With --seeds: seeds per packed group (default: all; 1: one run after "
+                       "another).")
     @click.option("--layers", default=_D.layers, show_default=True, type=int, help="Cells in the supernet.")
     @click.option("--channels", default=_D.channels, show_default=True, type=int, help="Initial channels.")
     @click.option("--batch-size", default=None, type=int, help="Default: the method's (64; msr 128).")
@@ -97,15 +103,39 @@ def build() -> click.Command:
             quiet: bool, **kwargs: Any) -> None:
         """Run one architecture search and write results/<run-id>/."""
         given = pop_method_flags(flags, kwargs, options)
+        seeds, pack = kwargs.pop("seeds"), kwargs.pop("pack")
+        if pack is not None and seeds is None:
+            fail(NasbenchEvalError("--pack needs --seeds (the seeds to pack)"))
         try:
             cfg = RunConfig(**kwargs, method_options=method_options_for(kwargs["method"], given),
                             progress=not quiet, oracle_options=dict(
                                 parse_kv(o, "--oracle-option") for o in oracle_options))
         except (NasbenchEvalError, ValueError) as exc:
             fail(exc)
-        execute(cfg, resume)
+        if seeds is not None:
+            execute_seeds(cfg, seeds, pack, resume)
+        else:
+            execute(cfg, resume)
 
     return run
+
+
+def execute_seeds(cfg: RunConfig, seeds: str, pack: int | None, resume: bool) -> None:
+    """Run ``cfg`` for every seed of ``seeds`` (packed ``pack`` at a time) and list them."""
+    from ..packing.runner import parse_seeds, run_seeds
+    from ..rundir import read_summary
+
+    try:
+        parsed = parse_seeds(seeds)
+    except NasbenchEvalError as exc:
+        fail(exc)
+    dirs = run_resumable(run_seeds, cfg, parsed, pack, resume=resume)
+    for d in dirs:
+        summary = read_summary(d) or {}
+        err = summary.get("final_test_error")
+        click.echo(f"{d}  status: {summary.get('status')}  epochs: "
+                   f"{summary.get('epochs_done')}/{summary.get('epochs')}  final anytime test "
+                   f"error: " + (f"{err:.4f}" if err is not None else "-"))
 
 
 def execute(cfg: RunConfig, resume: bool) -> None:
