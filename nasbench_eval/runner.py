@@ -180,13 +180,6 @@ def open_run(cfg: RunConfig, resume: bool = False,
                 f"finished; it cannot be continued by this one: {why}. Its epochs so far still "
                 f"load in the analysis; to run it again, move the directory aside (or use "
                 f"another --out) and run the same command")
-    with RunLog(run_dir, cfg.run_id()) as log:  # run.log: console lines, warnings, traceback
-        return _run_logged(cfg, run_dir, resume, on_epoch_end, log)
-
-
-def _run_logged(cfg: RunConfig, run_dir: Path, resume: bool,
-                on_epoch_end: EpochCallback | None, log: RunLog) -> Path:
-    """The body of :func:`run` once ``run.log`` is open: build, restore, loop, record."""
     search = build_search(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     genotypes: list[dict[str, Any]] = []
@@ -228,11 +221,20 @@ def run(cfg: RunConfig | None = None, *, resume: bool = False,
     elif overrides:
         cfg = RunConfig.from_dict({**cfg.to_dict(), **overrides})
     cfg = resolve_config(cfg)
-    opened = open_run(cfg, resume)
-    if isinstance(opened, Path):
-        return opened
-    run_dir, search, rec, genotypes = opened.run_dir, opened.search, opened.rec, opened.genotypes
+    run_dir = Path(cfg.out) / cfg.run_id()
+    if is_done(refuse_existing(run_dir / SUMMARY_FILE, resume)):
+        return run_dir  # checked before run.log opens: a finished run's files stay as they are
+    with RunLog(run_dir, cfg.run_id()) as log:  # run.log: console lines, warnings, traceback
+        opened = open_run(cfg, resume)
+        if isinstance(opened, Path):
+            return opened
+        return _drive(opened, on_epoch_end, log)
 
+
+def _drive(opened: OpenRun, on_epoch_end: EpochCallback | None, log: RunLog) -> Path:
+    """The epoch loop of :func:`run` once ``run.log`` is open: search, record, report."""
+    cfg, run_dir, search = opened.cfg, opened.run_dir, opened.search
+    rec, genotypes = opened.rec, opened.genotypes
     steps = search.steps_per_epoch
     log.say(f"{cfg.run_id()}: {search.space.name} on {cfg.dataset}, anytime oracle "
             f"'{cfg.oracle}', {steps} steps/epoch, device {search.device}",
