@@ -146,10 +146,10 @@ class Proc:
         return rc, self.log.read_text()
 
 
-def _run(out: Path, *extra: str, seed: int = 0, log: Path, hook: dict[str, str] | None = None
-         ) -> Proc:
-    return Proc(_cli("run", *SETTINGS, "--seed", str(seed), "--out", str(out), "--quiet", *extra,
-                     hook=hook), log, hook)
+def _run(out: Path, *extra: str, seed: int = 0, log: Path, hook: dict[str, str] | None = None,
+         quiet: bool = True) -> Proc:
+    return Proc(_cli("run", *SETTINGS, "--seed", str(seed), "--out", str(out),
+                     *(["--quiet"] if quiet else []), *extra, hook=hook), log, hook)
 
 
 def _rows(run_dir: Path) -> list[dict[str, str]]:
@@ -289,13 +289,16 @@ def unreadable_checkpoint(case: Case, work: Path, refs: dict[int, dict]) -> None
 
 def concurrent(case: Case, work: Path, refs: dict[int, dict]) -> None:
     out = work / "out"
-    procs = [_run(out, "--resume", log=work / f"driver{i}.log") for i in range(4)]
+    procs = [_run(out, "--resume", log=work / f"driver{i}.log", quiet=False) for i in range(4)]
     results = [p.wait() for p in procs]
     _count_tracebacks(case, *(t for _, t in results))
     ran = sum(rc == 0 for rc, _ in results)
     refused = sum(rc == 1 and "is being run by pid" in t for rc, t in results)
+    computed = sum(", anytime oracle '" in t for _, t in results)  # the start banner
     case.notes.append(f"{ran} exited 0 (one drove the run, the others found it finished), "
                       f"{refused} refused naming the holder")
+    if computed != 1:
+        case.wrong(f"{computed} drivers computed the run (one must)")
     if ran + refused != len(results):
         case.wrong("a driver ended otherwise: " + "; ".join(
             t.strip().splitlines()[-1] for rc, t in results if rc not in (0, 1)))
