@@ -28,22 +28,47 @@ GLOBAL_DEFAULTS.update({"lr_schedule": "cosine", "w_lr_min": 0.001, "lr_warmup":
 _NEUTRAL_FIELDS: dict[str, Any] = {"lr_warmup": 0, "hessian_weight_decay": True}
 
 # Fields that say where or how a run executes, not what it computes; excluded from the run id
-# (and from the analysis's "setting" of a run). The execution settings (execution.py) are here
-# too: they change speed, not results.
+# (and from the analysis's "setting" of a run), except as _IDENTITY_EXECUTION says.
 EXECUTION_FIELDS = frozenset({"out", "device", "progress", "data_root", "memory_format",
                               "precision", "data_loader", "compile", "cuda_graphs",
                               "fused_edges", "log_to", "mlflow_uri"})
+
+# --- issue 17: execution settings that change what a run computes beyond floating-point
+# rounding, with the values that compute what the default computes. Such a setting enters the
+# run id only when its value is outside that set, so every run id made with the defaults stays
+# what it was, and runs that compute different things never share a directory:
+# * data_loader "torch": other batches (the DataLoader draws its order and per-image
+#   augmentation from other random streams than the on-device pipeline);
+# * precision other than "auto": a different arithmetic (bf16 autocast) or, on a GPU, not the
+#   default one;
+# * fused_edges "off": the same arithmetic up to rounding (tests/test_fused_cell.py), except
+#   that S4's noise ops then draw their values in another order;
+# * compile: compiled kernels draw random numbers (noise, drop-path) with their own generator.
+# Out: memory_format (rounding only; S4's noise draws do not depend on the layout,
+# tests/test_execution.py), cuda_graphs (a captured step replays the eager step's kernels; its
+# documented fallback is to resume without it) and device (where, not what). A resume that
+# would compute differently from how the run started is refused (runner, via
+# execution.execution_resume_conflict), so one run is never computed two ways.
+_IDENTITY_EXECUTION: dict[str, frozenset[Any]] = {
+    "data_loader": frozenset({"device"}), "precision": frozenset({"auto"}),
+    "fused_edges": frozenset({"auto", "on"}), "compile": frozenset({False})}
+
+
+def _in_identity(key: str, value: Any) -> bool:
+    if key in EXECUTION_FIELDS:
+        return key in _IDENTITY_EXECUTION and value not in _IDENTITY_EXECUTION[key]
+    return not (key in _NEUTRAL_FIELDS and value == _NEUTRAL_FIELDS[key])
 
 
 def identity_fields(config: Mapping[str, Any], drop: frozenset[str] = frozenset()
                     ) -> dict[str, Any]:
     """The settings of a config dict that identify what a run computes: without the execution
-    fields, without fields at their neutral value (added after run ids existed), and without
-    ``drop`` (e.g. the seed, for the analysis's "same setting"). The run id hashes this, and
-    the analysis groups runs by it, so a config.json written before a field existed and one
-    written after with the neutral value are the same setting."""
-    return {k: v for k, v in config.items() if k not in EXECUTION_FIELDS and k not in drop
-            and not (k in _NEUTRAL_FIELDS and v == _NEUTRAL_FIELDS[k])}
+    fields (except those that change the computation, when not at a default-equivalent value:
+    ``--data-loader torch``, ...), without fields at their neutral value (added after run ids
+    existed), and without ``drop`` (e.g. the seed, for the analysis's "same setting"). The run
+    id hashes this, and the analysis groups runs by it, so a config.json written before a
+    field existed and one written after with the neutral value are the same setting."""
+    return {k: v for k, v in config.items() if k not in drop and _in_identity(k, v)}
 
 
 def parse_log_to(value: Any) -> list[str]:

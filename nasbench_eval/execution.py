@@ -30,6 +30,7 @@ for long searches; second-order and PGD steps run through it unchanged.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -117,6 +118,28 @@ def resolve_execution(memory_format: str, precision: str, data_loader: str, comp
     return Execution(memory_format, precision, data_loader, cudnn_benchmark=cuda,
                      compile=bool(compile), cuda_graphs=bool(cuda_graphs),
                      fused_edges=fused_edges != "off")
+
+
+# the resolved settings of Execution that change what a run computes (see config.py's
+# _IDENTITY_EXECUTION); cuda_graphs is left out (resuming without it is its documented fallback)
+_COMPUTING = ("data_loader", "memory_format", "precision", "compile", "fused_edges")
+
+
+def execution_resume_conflict(recorded: Mapping[str, Any] | None, recorded_device: str | None,
+                              ex: Execution, device: torch.device) -> str | None:
+    """What would compute differently if a run that started with the resolved execution
+    ``recorded`` (config.json's ``execution``) on ``recorded_device`` (its environment's
+    ``device``) were continued with ``ex`` on ``device``, or None.
+
+    The run id covers the settings the user gives, but ``auto`` resolves per machine (bf16 on
+    CUDA, fp32 on the CPU), the device's random generator is another one, and run
+    directories written before issue 17 share one id across data loaders and layouts; one run
+    must not be computed half one way and half another."""
+    diffs = [f"{k} {recorded[k]!r} -> {getattr(ex, k)!r}" for k in _COMPUTING
+             if recorded and k in recorded and recorded[k] != getattr(ex, k)]
+    if recorded_device and str(recorded_device).split(":", 1)[0] != device.type:
+        diffs.append(f"device {recorded_device} -> {device}")
+    return "; ".join(diffs) or None
 
 
 def reference_execution() -> dict[str, Any]:

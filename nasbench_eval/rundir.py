@@ -30,7 +30,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -236,6 +236,123 @@ def refuse_existing(path: str | Path, resume: bool, what: str = "a run",
     return previous
 
 
+# ----------------------------------------------------------------------------- location, lock
+
+LOCK_FILE = ".lock"
+
+
+def ensure_writable_dir(path: str | Path, flag: str = "--out") -> Path | None:
+    """Create the directory ``path`` (and its parents) and prove a file can be written in it,
+    before any data or model is built: a bad output location (a file, a path under a file,
+    /proc, a read-only or immutable directory) is a :class:`RunDirError` naming ``flag`` and
+    the reason, seconds before the run would otherwise have failed on its first write.
+    Returns the outermost directory it created (None when ``path`` existed)."""
+    path = Path(path)
+    where = next((p for p in (path, *path.parents) if p.exists()), None)
+    if where is not None and not where.is_dir():
+        raise RunDirError(f"{flag}: cannot make {path}: {where} is a file, not a directory; "
+                          f"choose another {flag}")
+    created = None if where == path else next(
+        p for p in (path, *path.parents) if p.parent == where)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-check-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        probe.open("x").close()
+        probe.unlink()
+    except OSError as exc:
+        raise RunDirError(f"{flag}: cannot write in {path}: {exc.strerror or exc} "
+                          f"({exc.filename or path}); choose a writable {flag}") from None
+    return created
+
+
+class RunDirLock:
+    """One driver per run directory: an exclusive advisory lock on ``<dir>/.lock``, taken for
+    the whole of a run (read state, compute, write) and released by the OS when its process
+    ends in any way (SIGKILL included), so a lock left by a dead process is simply taken over.
+    The file names its holder (pid, host, start time) for the error of a second driver. It is
+    removed only by its holder (:meth:`remove`, for a run directory that stayed empty), and a
+    taker checks that the file it locked is still the one at the path, so a removal never
+    lets two drivers in."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.path = Path(run_dir) / LOCK_FILE
+        self.fh: Any = None
+
+    def __enter__(self) -> RunDirLock:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no lock
+            return self
+        while True:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(self.path, "a+")  # noqa: SIM115 - held until __exit__
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                fh.seek(0)
+                holder = fh.read().strip()
+                fh.close()
+                raise RunDirError(f"{self.path.parent} is being run by {_holder(holder)} (lock "
+                                  f"{self.path}); wait for it to end or stop it, then rerun "
+                                  f"with --resume") from None
+            try:
+                current = os.stat(self.path).st_ino == os.fstat(fh.fileno()).st_ino
+            except FileNotFoundError:
+                current = False
+            if current:
+                break
+            fh.close()  # its holder removed it meanwhile: lock the new one
+        fh.seek(0)
+        fh.truncate()
+        fh.write(json.dumps({"pid": os.getpid(), "host": platform.node(), "started":
+                             _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}))
+        fh.flush()
+        self.fh = fh
+        return self
+
+    def remove(self) -> None:
+        """Delete the lock file while holding it (then release)."""
+        if self.fh is not None:
+            self.path.unlink(missing_ok=True)
+        self.__exit__()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.fh is not None:
+            self.fh.close()  # releases the lock
+            self.fh = None
+
+
+def _holder(text: str) -> str:
+    try:
+        h = json.loads(text)
+        return f"pid {h['pid']} on host {h['host']}, started {h['started']}"
+    except (ValueError, TypeError, KeyError):
+        return "another process"
+
+
+@contextlib.contextmanager
+def claim_run_dir(run_dir: str | Path, flag: str = "--out") -> Iterator[Path]:
+    """The run directory, checked writable (:func:`ensure_writable_dir`) and locked
+    (:class:`RunDirLock`) for the ``with`` body. When the body fails before writing anything
+    into a directory made here (bad input found while building the run), the directories
+    made here are removed again, so bad input leaves nothing behind."""
+    run_dir = Path(run_dir)
+    created = ensure_writable_dir(run_dir, flag)
+    lock = RunDirLock(run_dir)
+    with lock:
+        try:
+            yield run_dir
+        except BaseException:
+            if created is not None and {p.name for p in run_dir.iterdir()} <= {LOCK_FILE}:
+                lock.remove()
+                for d in (run_dir, *run_dir.parents):
+                    with contextlib.suppress(OSError):
+                        d.rmdir()
+                    if d == created:
+                        break
+            raise
+
+
 # ----------------------------------------------------------------------------- lifecycle
 
 Summarize = Callable[[list[dict[str, Any]]], dict[str, Any]]
@@ -325,13 +442,37 @@ class RunRecorder:
         are taken over; the returned state holds the caller's entries (``model``, ...)."""
         if not self.checkpoint_path.exists():
             return None
-        state = load_checkpoint(self.checkpoint_path, device)
+        try:
+            state = load_checkpoint(self.checkpoint_path, device)
+            if not isinstance(state, dict) or not {"epoch", "history", "wall_time_s"} <= set(state):
+                raise ValueError("not a checkpoint of this format")
+        except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a damaged file
+            self._unreadable_checkpoint(exc)
         if self.fingerprint is not None and state.get("fingerprint") != self.fingerprint:
             raise RunDirError(f"{self.checkpoint_path} belongs to another run; delete it to "
                               f"start over")
         self.history, self.wall = state["history"], state["wall_time_s"]
         self.start_epoch = state["epoch"]
         return state
+
+    def _unreadable_checkpoint(self, exc: BaseException) -> NoReturn:
+        """A checkpoint that does not load (truncated, empty, random bytes): moved aside (never
+        deleted), the run recorded ``failed`` with the reason, and a :class:`RunDirError`
+        saying how to go on. Only the latest checkpoint is kept, so the way on is the same
+        run from epoch 0, which recomputes the lost epochs exactly (randomness derives from
+        (seed, epoch))."""
+        stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+        aside = self.checkpoint_path.with_name(f"{self.checkpoint_path.name}.unreadable-{stamp}"
+                                               f"-{uuid.uuid4().hex[:6]}")
+        os.replace(self.checkpoint_path, aside)
+        reason = f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:200]
+        msg = (f"{self.checkpoint_path} is unreadable ({reason}); it was moved to {aside.name} "
+               f"(kept, not deleted). Only the latest checkpoint is kept, so this run cannot "
+               f"continue from its last epoch: rerun the same command with --resume to run it "
+               f"again from epoch 0 in this directory (the same epochs are recomputed exactly), "
+               f"or move the directory aside to start from scratch elsewhere")
+        self.finish(FAILED, error=msg)
+        raise RunDirError(msg) from None
 
     def finish(self, status: str, **extra: Any) -> None:
         """Record ``status`` (one of :data:`STATUSES`) and the current numbers."""
@@ -389,9 +530,9 @@ class RunRecorder:
 
 
 __all__ = ["CHECKPOINT_FILE", "CONFIG_FILE", "DIVERGED", "DONE", "FAILED", "FINISHED",
-           "GENOTYPES_FILE", "INTERRUPTED", "METRICS_FILE", "RUNNING", "RUN_FILES",
-           "RUN_LOG_FILE", "STATUSES", "SUMMARY_FILE", "RunRecorder", "atomic_write",
-           "derived_seed", "environment", "fingerprint", "git_commit", "is_done", "is_finite",
-           "load_checkpoint", "nonfinite_losses", "read_json", "read_summary",
-           "refuse_existing", "save_checkpoint", "write_json", "write_jsonl", "write_metrics",
-           "write_summary"]
+           "GENOTYPES_FILE", "INTERRUPTED", "LOCK_FILE", "METRICS_FILE", "RUNNING", "RUN_FILES",
+           "RUN_LOG_FILE", "STATUSES", "SUMMARY_FILE", "RunDirLock", "RunRecorder",
+           "atomic_write", "claim_run_dir", "derived_seed", "ensure_writable_dir", "environment",
+           "fingerprint", "git_commit", "is_done", "is_finite", "load_checkpoint",
+           "nonfinite_losses", "read_json", "read_summary", "refuse_existing", "save_checkpoint",
+           "write_json", "write_jsonl", "write_metrics", "write_summary"]

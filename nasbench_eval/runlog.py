@@ -10,10 +10,11 @@ The file handler sits on the package's logger (``nasbench_eval``), so a module t
 through ``logging.getLogger(__name__)`` lands in the file of the run in progress; the
 console output itself is unchanged (the runner still prints it; :meth:`RunLog.say` does both).
 
-The file is opened once the run directory exists (the runner creates it after building the
-search): input the build refuses (a :class:`~nasbench_eval.errors.NasbenchEvalError`, e.g. an
-unknown dataset) still creates nothing, while any other exception there (a crash) creates
-the directory so that its traceback is kept.
+The file is opened once the run has started (its config.json is written after the search
+is built; the directory itself exists earlier, made and locked by the runner): input the
+build refuses (a :class:`~nasbench_eval.errors.NasbenchEvalError`, e.g. an unknown dataset)
+still leaves nothing (the runner removes the directory it made), while any other exception
+there (a crash) writes the file so that its traceback is kept.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from types import TracebackType
 from typing import Any
 
 from .errors import NasbenchEvalError
-from .rundir import RUN_LOG_FILE
+from .rundir import CONFIG_FILE, RUN_LOG_FILE
 
 PACKAGE_LOGGER = "nasbench_eval"
 _FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
@@ -51,10 +52,17 @@ class _RunDirHandler(logging.Handler):
         self.path = path
         self.waiting: list[logging.LogRecord] = []
         self.file: logging.FileHandler | None = None
+        self.force = False  # a crash: write even before the run has started
         self.setFormatter(_UTCFormatter(_FORMAT))
 
+    def _started(self) -> bool:
+        """The run has files of its own (config.json, or a run.log from an earlier start):
+        the directory itself may exist earlier, made and locked by the runner, and is
+        removed again when bad input stops the run before it starts."""
+        return self.path.exists() or (self.path.parent / CONFIG_FILE).exists()
+
     def emit(self, record: logging.LogRecord) -> None:
-        if self.file is None and self.path.parent.is_dir():
+        if self.file is None and (self.force or self._started()):
             self.file = logging.FileHandler(self.path, mode="a", encoding="utf-8")
             self.file.setFormatter(self.formatter)
             for waiting in self.waiting:
@@ -123,7 +131,9 @@ class RunLog:
                 self.logger.warning("interrupted; rerun with --resume to continue")
             elif exc_type is not None:
                 if not issubclass(exc_type, NasbenchEvalError):  # a crash, even before the
-                    self.path.parent.mkdir(parents=True, exist_ok=True)  # run dir existed
+                    self.path.parent.mkdir(parents=True, exist_ok=True)  # run had started
+                    if isinstance(self._handler, _RunDirHandler):
+                        self._handler.force = True
                 self.logger.error("run failed: %s: %s", exc_type.__name__, exc,
                                   exc_info=(exc_type, exc, tb))  # type: ignore[arg-type]
         finally:

@@ -24,15 +24,16 @@ from torch import nn
 from .config import RunConfig
 from .data import BatchStream, Dataset, TorchLoaderStream, load_dataset
 from .errors import NasbenchEvalError, RunDirError
-from .execution import Execution, StepRunner, prepare_model, resolve_device, resolve_execution
+from .execution import (Execution, StepRunner, execution_resume_conflict, prepare_model,
+                        resolve_device, resolve_execution)
 from .methods import Method, create_method
 from .oracles import Oracle, OracleContext, create_oracle
 from .oracles.oneshot import accuracy
 from .resolve import legacy_resume_conflict, resolve_config
 from .runlog import RunLog
 from .rundir import (CONFIG_FILE, FINISHED, GENOTYPES_FILE, RUNNING, SUMMARY_FILE, RunRecorder,
-                     derived_seed, environment, is_done, is_finite, read_json, refuse_existing,
-                     write_json)
+                     claim_run_dir, derived_seed, environment, is_done, is_finite, read_json,
+                     refuse_existing, write_json)
 from .sinks import EpochRecord, open_sinks
 from .spaces import load_space
 from .spaces.base import Space
@@ -180,8 +181,8 @@ def open_run(cfg: RunConfig, resume: bool = False,
                 f"finished; it cannot be continued by this one: {why}. Its epochs so far still "
                 f"load in the analysis; to run it again, move the directory aside (or use "
                 f"another --out) and run the same command")
+        _refuse_other_execution(doc, cfg, run_dir)
     search = build_search(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
     genotypes: list[dict[str, Any]] = []
     summary: dict[str, Any] = {"run_id": cfg.run_id(), "method": cfg.method,
                                "space": search.space.name, "dataset": cfg.dataset,
@@ -222,13 +223,15 @@ def run(cfg: RunConfig | None = None, *, resume: bool = False,
         cfg = RunConfig.from_dict({**cfg.to_dict(), **overrides})
     cfg = resolve_config(cfg)
     run_dir = Path(cfg.out) / cfg.run_id()
-    if is_done(refuse_existing(run_dir / SUMMARY_FILE, resume)):
-        return run_dir  # checked before run.log opens: a finished run's files stay as they are
-    with RunLog(run_dir, cfg.run_id()) as log:  # run.log: console lines, warnings, traceback
-        opened = open_run(cfg, resume)
-        if isinstance(opened, Path):
-            return opened
-        return _drive(opened, on_epoch_end, log)
+    # a bad --out fails here, before data and model are built; one driver per run directory
+    with claim_run_dir(run_dir):
+        if is_done(refuse_existing(run_dir / SUMMARY_FILE, resume)):
+            return run_dir  # checked before run.log opens: a finished run's files stay as they are
+        with RunLog(run_dir, cfg.run_id()) as log:  # run.log: console lines, warnings, traceback
+            opened = open_run(cfg, resume)
+            if isinstance(opened, Path):
+                return opened
+            return _drive(opened, on_epoch_end, log)
 
 
 def _drive(opened: OpenRun, on_epoch_end: EpochCallback | None, log: RunLog) -> Path:
@@ -270,6 +273,25 @@ def _drive(opened: OpenRun, on_epoch_end: EpochCallback | None, log: RunLog) -> 
         log.say(f"status: {rec.status}  epochs: {len(rec.history)}/{cfg.epochs}")
         sinks.close(rec.status)
     return run_dir
+
+
+def _refuse_other_execution(doc: dict[str, Any], cfg: RunConfig, run_dir: Path) -> None:
+    """Refuse to continue a run with execution settings that compute differently from those
+    it started with (config.json's record), saying what differs and how to go on."""
+    device = resolve_device(cfg.device)
+    ex = resolve_execution(cfg.memory_format, cfg.precision, cfg.data_loader, cfg.compile,
+                           device, cfg.cuda_graphs, cfg.fused_edges)
+    why = execution_resume_conflict(doc.get("execution"),
+                                    (doc.get("environment") or {}).get("device"), ex, device)
+    if why is not None:
+        started = (doc.get("environment") or {}).get("device")
+        moved = any(d.startswith("device ") for d in why.split("; "))
+        where = f" (--device {started})" if moved else ""
+        raise RunDirError(
+            f"{run_dir} was started with other execution settings than this resume would use "
+            f"({why}), which compute differently; continue it as it was started{where}, or "
+            f"move the directory aside (or use another --out) and run the command again to "
+            f"start it with these settings")
 
 
 def _run_epoch(search: Search, rec: RunRecorder, genotypes: list[dict[str, Any]], epoch: int,

@@ -117,6 +117,39 @@ def test_channels_last_computes_what_contiguous_computes():
         torch.testing.assert_close(a.method.alphas[k], b.method.alphas[k], rtol=1e-4, atol=1e-5)
 
 
+def test_memory_format_does_not_change_s4_noise_or_the_search():
+    """Issue 17: --memory-format stays out of the run id because it computes the same up to
+    rounding, S4's noise op included (its draws do not follow the input's layout). float64:
+    the same seed gives the same noise in both layouts, and the S4 supernet's train-mode
+    outputs on the same batches (noise edges drawing) agree to 1e-10."""
+    from nasbench_eval.spaces.darts.ops import Noise
+
+    x = torch.randn(3, 5, 7, 7, dtype=torch.float64)
+    for stride in (1, 2):
+        torch.manual_seed(0)
+        a = Noise(stride)(x)
+        torch.manual_seed(0)
+        b = Noise(stride)(x.contiguous(memory_format=torch.channels_last))
+        assert a.dtype == torch.float64 and torch.equal(a, b)
+        torch.manual_seed(0)  # the default layout's draws are what randn_like gave before
+        assert torch.equal(b, torch.randn_like(
+            x.contiguous(memory_format=torch.channels_last)[:, :, ::stride, ::stride]))
+    runs = []
+    for fmt in ("contiguous", "channels_last"):
+        s = _search("darts", "s4", memory_format=fmt)
+        s.supernet.double()
+        for k in s.method.alphas:
+            s.method.alphas[k].data = s.method.alphas[k].data.double()
+        g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
+        torch.manual_seed(3)
+        s.supernet.train()
+        outs = []
+        for (tb, vb), _ in zip(zip(s.train.epoch(g1), s.val.epoch(g2)), range(2)):
+            outs.append(s.supernet(tb[0].double(), s.method.mixing_weights()))
+        runs.append(torch.stack(outs))
+    torch.testing.assert_close(runs[0], runs[1], rtol=1e-10, atol=1e-10)
+
+
 def test_bf16_autocast_keeps_alpha_mixing_and_loss_in_fp32():
     s32, l32 = _two_steps(precision="fp32")
     s16, l16 = _two_steps(precision="bf16")
@@ -155,9 +188,24 @@ def test_auto_resolution_and_bad_names():
         resolve_execution("auto", "auto", "dali", False, cpu)
 
 
-def test_execution_settings_do_not_change_the_run_id():
+def test_execution_settings_enter_the_run_id_only_when_they_change_the_computation():
+    """Issue 17: settings that compute something else (other batches, bf16, S4's noise drawn in
+    another edge order, compiled random kernels) name another run directory when they are not at
+    a value that computes the default's; where and how fast (device, CUDA graphs, out) do not,
+    and the default-equivalent spellings keep every existing run id."""
     base = RunConfig(method="darts", space="s3")
-    assert base.run_id() == replace(base, **reference_execution()).run_id()
+    assert base.run_id() == "darts-s3-digits-seed0-" + base.fingerprint()
+    same = [{"memory_format": "channels_last"}, {"memory_format": "contiguous"},
+            {"fused_edges": "on"}, {"device": "cpu"},
+            {"cuda_graphs": True}, {"out": "elsewhere"}, {"progress": False},
+            {"data_root": "/tmp/x"}]
+    for change in same:
+        assert replace(base, **change).run_id() == base.run_id(), change
+    other = [{"data_loader": "torch"}, {"precision": "bf16"}, {"precision": "fp32"},
+             {"fused_edges": "off"}, {"compile": True},
+             reference_execution()]
+    ids = {replace(base, **change).run_id() for change in other}
+    assert base.run_id() not in ids and len(ids) == len(other)
 
 
 # ----------------------------------------------------------------------------- data paths

@@ -16,7 +16,8 @@ import pandas as pd
 
 from ._text import fmt, markdown_table, text_table
 from .baselines import load_baselines, published_rows
-from .runs import UNFINISHED, AnalysisError, describe_metric, metric_values, parse_metric
+from .runs import (UNFINISHED, AnalysisError, describe_metric, metric_values, mixed_settings,
+                   parse_metric)
 
 LEADERBOARD_COLUMNS = [
     "kind", "space", "dataset", "method", "metric", "epochs",
@@ -162,12 +163,10 @@ def leaderboard(runs: pd.DataFrame, metric: str = "final", *, ci: float = 0.95,
             n_settings=int(g["setting"].nunique()),
         ))
     table = pd.DataFrame(rows)
-    mixed = table[table["n_settings"] > 1]
-    if len(mixed):
+    mixed = mixed_settings(df)
+    if mixed:
         warnings.warn("leaderboard rows mixing runs of different settings (epochs, layers, "
-                      "method options, ...): " + ", ".join(
-                          f"{r.method} on {r.space}/{r.dataset} ({r.n_settings} settings)"
-                          for r in mixed.itertuples()), stacklevel=2)
+                      "method options, ...): " + ", ".join(mixed), stacklevel=2)
     if baselines is not None and baselines is not False:
         b = baselines if isinstance(baselines, pd.DataFrame) else load_baselines(
             None if baselines is True else baselines)

@@ -7,13 +7,15 @@ legend.
 """
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
 
-from .runs import UNFINISHED, AnalysisError, _as_runs, describe_metric, load_metrics, metric_values
+from .runs import (UNFINISHED, AnalysisError, _as_runs, describe_metric, load_metrics,
+                   metric_values, mixed_settings)
 
 PLOT_KINDS = ("anytime", "hessian", "seeds", "cd", "param-free")
 PANEL_W, PANEL_H = 3.4, 2.7  # inches: two panels fit a two-column paper's text width
@@ -68,10 +70,23 @@ def _panels(df: pd.DataFrame) -> tuple[list[str], list[str]]:
     return sorted(df["dataset"].unique()), sorted(df["space"].unique())
 
 
-def _seed_words(counts: Iterable[int]) -> str:
-    c = sorted(set(int(x) for x in counts))
-    if not c:
+def _count(runs: int, seeds: int) -> str:
+    """``n=3`` for three runs of three seeds; ``2 runs, 1 seed`` where runs of one method share
+    a seed (different settings): they are not seeds of one experiment."""
+    return f"n={seeds}" if runs == seeds else f"{runs} runs, {seeds} seed{'s' * (seeds != 1)}"
+
+
+def _seed_words(counts: Iterable[int | tuple[int, int]]) -> str:
+    """The title's count; ``counts``: seeds per method, or (runs, seeds) per method."""
+    pairs = [c if isinstance(c, tuple) else (int(c), int(c)) for c in counts]
+    if not pairs:
         return "no runs"
+    if any(r != s for r, s in pairs):
+        lo, hi = min(s for _, s in pairs), max(s for _, s in pairs)
+        seeds = f"{lo} seed{'s' * (lo != 1)}" if lo == hi else f"{lo}-{hi} seeds"
+        return (f"up to {max(r for r, _ in pairs)} runs of {seeds} per method: runs of "
+                f"different settings share seeds (see legend)")
+    c = sorted(set(s for _, s in pairs))
     if len(c) == 1:
         return f"n = {c[0]} seed{'s' if c[0] != 1 else ''} per method"
     return f"n = {c[0]}-{c[-1]} seeds per method (see legend)"
@@ -86,7 +101,8 @@ def _palette(methods: Sequence[str]) -> dict[str, tuple]:
 def _curves(metrics: pd.DataFrame, column: str, ylabel: str, title: str, scale: float = 1.0):
     import seaborn as sns
 
-    df = metrics[["dataset", "space", "method", "run_id", "epochs_completed", column]].dropna()
+    cols = ["dataset", "space", "method", "run_id", "epochs_completed", column]
+    df = metrics[cols + (["seed"] if "seed" in metrics.columns else [])].dropna(subset=cols)
     if df.empty:
         raise AnalysisError(f"no run has values in column '{column}'")
     df = df.assign(y=df[column].astype(float) * scale)
@@ -105,9 +121,11 @@ def _curves(metrics: pd.DataFrame, column: str, ylabel: str, title: str, scale: 
                     continue
                 for m, g in p.groupby("method", sort=True):
                     n = g["run_id"].nunique()
-                    all_counts.append(n)
+                    seeds = g["seed"].nunique() if "seed" in g.columns else n
+                    all_counts.append((n, seeds))
                     sns.lineplot(data=g, x="epochs_completed", y="y", estimator="mean",
-                                 errorbar="sd", ax=ax, color=pal[m], label=f"{m} (n={n})",
+                                 errorbar="sd", ax=ax, color=pal[m],
+                                 label=f"{m} ({_count(n, seeds)})",
                                  marker="o" if g["epochs_completed"].nunique() <= 12 else None,
                                  markersize=3)
                 ax.set_title(f"{s} / {d}")
@@ -147,13 +165,14 @@ def _method_labels(df: pd.DataFrame, value: str) -> dict[str, str]:
     labels = {}
     for m, g in df.groupby("method"):
         n = int(g[value].notna().sum())
+        seeds = int(g.loc[g[value].notna(), "seed"].nunique()) if "seed" in g.columns else n
         extra = []
         if (g["status"] == "diverged").any():
             extra.append(f"{int((g['status'] == 'diverged').sum())} div.")
         unf = int(g["status"].isin(UNFINISHED).sum())
         if unf:
             extra.append(f"{unf} unf.")
-        labels[m] = f"{m}\nn={n}" + ("\n" + ", ".join(extra) if extra else "")
+        labels[m] = f"{m}\n{_count(n, seeds)}" + ("\n" + ", ".join(extra) if extra else "")
     return labels
 
 
@@ -178,7 +197,10 @@ def _box_panels(runs: pd.DataFrame, value: str, ylabel: str, title: str, bar: bo
                     continue
                 order = sorted(p["method"].unique())
                 labels = _method_labels(p, value)
-                counts += [int(p.loc[p["method"] == m, value].notna().sum()) for m in order]
+                for m in order:
+                    has = p[(p["method"] == m) & p[value].notna()]
+                    counts.append((len(has), int(has["seed"].nunique()) if "seed" in has
+                                   else len(has)))
                 q = p[p[value].notna()]
                 kw = dict(data=q, x="method", y=value, order=order, ax=ax)
                 if bar:
@@ -269,6 +291,11 @@ def make_plots(paths_or_runs, kinds: Iterable[str] = PLOT_KINDS, out_dir: str | 
         if k not in PLOT_KINDS:
             raise AnalysisError(f"unknown plot kind '{k}'; choose from {', '.join(PLOT_KINDS)}")
     runs = _as_runs(paths_or_runs, progress=progress)
+    mixed = mixed_settings(runs)
+    if mixed:
+        warnings.warn("plotting runs of different settings together (epochs, layers, method "
+                      "options, ...); they are counted as runs, not seeds: " + ", ".join(mixed),
+                      stacklevel=2)
     metrics = None
     written: list[Path] = []
     skipped: list[str] = []

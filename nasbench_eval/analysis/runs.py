@@ -7,6 +7,8 @@ the plots turn them into percentages.
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
 import os
@@ -156,6 +158,7 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
             raise AnalysisError(f"{spath}: field '{name}' is {v}, outside [0, 1] (run files "
                                 f"store errors and fractions in [0, 1], not percent)")
     row["error"] = s.get("error")
+    _check_metrics_rows(run_dir, row["epochs_done"])
     cpath = run_dir / "config.json"
     device, device_name, setting, commit = "unknown", "unknown", "unknown", None
     if cpath.is_file():
@@ -238,20 +241,65 @@ def load_runs(paths: Iterable[str | Path], *, on_error: str = "raise",
     return df
 
 
+def mixed_settings(runs: pd.DataFrame) -> list[str]:
+    """The (method, space, dataset) groups of a runs table whose runs differ in setting
+    (epochs, layers, method options, a data loader that draws other batches, ...), described
+    for a warning: ``"darts on s3/digits (2 settings)"``. Such a group's runs are not seeds of
+    one experiment; the leaderboard and the plots say so."""
+    if "setting" not in runs.columns or runs.empty:
+        return []
+    n = runs.groupby(["method", "space", "dataset"], sort=True)["setting"].nunique()
+    return [f"{m} on {s}/{d} ({k} settings)" for (m, s, d), k in n.items() if k > 1]
+
+
 def _as_runs(paths_or_runs: Iterable[str | Path] | pd.DataFrame, **kw: Any) -> pd.DataFrame:
     if isinstance(paths_or_runs, pd.DataFrame):
         return paths_or_runs
     return load_runs(paths_or_runs, **kw)
 
 
+def _check_metrics_text(path: Path, text: str) -> None:
+    """Every row of a metrics.csv must be whole: as many fields as the header, numbers (or
+    empty: a column a method adds from some epoch on) in every cell, and a line end after the
+    last row (``write_metrics`` ends every row with one, so a file cut short, e.g. by a copy
+    interrupted mid-write, shows as a last row without it). A row that is not is an
+    :class:`AnalysisError` naming the file and the line: a truncated last row otherwise
+    reads as a smaller number or a missing epoch, silently."""
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith(("\n", "\r")):
+        raise AnalysisError(f"{path}, line {len(lines)}: the last row has no line end (the file "
+                            f"was cut short, e.g. by an interrupted copy); copy it again from "
+                            f"where the run was made")
+    rows = list(csv.reader(lines))
+    header = rows[0] if rows else []
+    for n, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise AnalysisError(f"{path}, line {n}: {len(row)} fields where the header has "
+                                f"{len(header)} (a truncated or damaged row)")
+        for col, cell in zip(header, row):
+            if cell.strip() == "":
+                continue
+            try:
+                float(cell)
+            except ValueError:
+                raise AnalysisError(f"{path}, line {n}: column '{col}' holds {cell!r}, not a "
+                                    f"number (a damaged row)") from None
+
+
 def read_metrics(run_dir: str | Path) -> pd.DataFrame:
-    """``metrics.csv`` of one run (empty frame when the run has no finished epoch yet)."""
+    """``metrics.csv`` of one run (empty frame when the run has no finished epoch yet); a row
+    that does not parse is an :class:`AnalysisError` naming the file and the line."""
     path = Path(run_dir) / "metrics.csv"
     if not path.is_file():
         return pd.DataFrame(columns=["epoch"])
     try:
-        m = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AnalysisError(f"{path}: cannot read ({exc})") from None
+    _check_metrics_text(path, text)
+    try:
+        m = pd.read_csv(io.StringIO(text))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise AnalysisError(f"{path}: malformed CSV ({exc})") from None
     if "epoch" not in m.columns:
         raise AnalysisError(f"{path}: no 'epoch' column; columns are {', '.join(m.columns)}")
@@ -259,6 +307,20 @@ def read_metrics(run_dir: str | Path) -> pd.DataFrame:
         if col != "epoch" and m[col].dtype == object:
             m[col] = pd.to_numeric(m[col], errors="coerce")
     return m
+
+
+def _check_metrics_rows(run_dir: Path, epochs_done: float) -> None:
+    """metrics.csv parses and holds every epoch summary.json counts as done (it is written
+    before the summary, so it may hold one more; fewer means rows were lost)."""
+    m = read_metrics(run_dir)
+    if m.empty:
+        return  # no metrics.csv: load_metrics names it when metrics are needed
+    have = set(pd.to_numeric(m["epoch"], errors="coerce").dropna().astype(int))
+    lost = [e for e in range(int(epochs_done)) if e not in have]
+    if lost:
+        raise AnalysisError(f"{run_dir / 'metrics.csv'}: summary.json says {int(epochs_done)} "
+                            f"epochs done but there is no row for epoch "
+                            f"{', '.join(map(str, lost[:5]))}{' ...' if len(lost) > 5 else ''}")
 
 
 def load_metrics(paths: Iterable[str | Path] | pd.DataFrame, *, on_error: str = "raise",

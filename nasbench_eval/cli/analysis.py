@@ -37,11 +37,12 @@ def _load(results: tuple[str, ...], skip_bad: bool, quiet: bool):
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        runs = load_runs(results, on_error="warn" if skip_bad else "raise",
-                         progress=False if quiet else None)
-    for w in caught:
-        click.echo(f"warning: {w.message}", err=True)
-    return runs
+        try:
+            return load_runs(results, on_error="warn" if skip_bad else "raise",
+                             progress=False if quiet else None)
+        finally:  # the skipped directories are named even when none is left
+            for w in caught:
+                click.echo(f"warning: {w.message}", err=True)
 
 
 def _run(body: Callable[[], Any]) -> Any:

@@ -14,6 +14,7 @@ Seeds resumed at different epochs are brought level first (the laggards run pack
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Sequence
@@ -26,7 +27,8 @@ import torch
 from ..config import RunConfig
 from ..errors import NasbenchEvalError
 from ..methods import method_class
-from ..rundir import FAILED, FINISHED, INTERRUPTED, RUNNING
+from ..rundir import FAILED, FINISHED, INTERRUPTED, RUNNING, claim_run_dir
+from ..runlog import RunLog
 from ..resolve import resolve_config
 from ..spaces import load_space
 from .net import PackedSupernet, PackingError
@@ -100,10 +102,21 @@ def run_seeds(cfg: RunConfig, seeds: Sequence[int], pack: int | None = None,
 def run_packed(cfgs: Sequence[RunConfig], resume: bool = False) -> list[Path]:
     """Run the searches ``cfgs`` (resolved; the same settings but the seed) as one packed
     computation; returns their run directories in order."""
+    seeds = [c.seed for c in cfgs]
+    with contextlib.ExitStack() as stack:
+        # every run directory locked (one driver each) and writing its own run.log; a
+        # message of the group goes to every seed's log
+        for c in cfgs:
+            stack.enter_context(claim_run_dir(Path(c.out) / c.run_id()))
+        for c in cfgs:
+            stack.enter_context(RunLog(Path(c.out) / c.run_id(), c.run_id()))
+        return _run_packed(cfgs, resume, {"packed_seeds": seeds})
+
+
+def _run_packed(cfgs: Sequence[RunConfig], resume: bool, note: dict[str, Any]) -> list[Path]:
+    """:func:`run_packed` with the run directories claimed."""
     from ..runner import OpenRun, open_run
 
-    seeds = [c.seed for c in cfgs]
-    note = {"packed_seeds": seeds}
     opened: list[OpenRun | Path] = [open_run(c, resume, note) for c in cfgs]
     runs = [o for o in opened if isinstance(o, OpenRun)]
     for r in runs:

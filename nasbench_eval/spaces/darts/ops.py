@@ -123,16 +123,24 @@ class Zero(nn.Module):
 
 
 class Noise(nn.Module):
-    """RobustDARTS S4's ``noise`` op: fresh N(0, 1) values of the (strided) input's shape."""
+    """RobustDARTS S4's ``noise`` op: fresh N(0, 1) values of the (strided) input's shape.
+
+    The values are drawn into a channels_last buffer whatever the input's layout, so
+    ``--memory-format`` does not change them (issue 17: it stays out of the run id): a draw
+    follows memory order, and ``randn_like`` of an NCHW input would give other values at each
+    position. channels_last is the default layout's, whose draws this keeps as they were."""
 
     def __init__(self, stride: int):
         super().__init__()
         self.stride = stride
 
     def forward(self, x: Tensor) -> Tensor:
+        n, c, h, w = x.shape
         if self.stride != 1:
-            x = x[:, :, :: self.stride, :: self.stride]
-        return torch.randn_like(x)
+            h, w = -(-h // self.stride), -(-w // self.stride)
+        out = torch.empty((n, c, h, w), dtype=x.dtype, device=x.device,
+                          memory_format=torch.channels_last)
+        return out.normal_()
 
 
 class FactorizedReduce(nn.Module):
