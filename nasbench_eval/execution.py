@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .errors import NasbenchEvalError
+from .errors import NasbenchEvalError, did_you_mean
 
 if TYPE_CHECKING:
     from .methods import Method
@@ -45,6 +45,52 @@ MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 PRECISIONS = ("auto", "fp32", "bf16")
 DATA_LOADERS = ("device", "torch")
 FUSED_EDGES = ("auto", "on", "off")
+
+
+THREADS_ENV = "NASBENCH_EVAL_THREADS"
+"""Torch's CPU threads for ``run``, ``evaluate`` and an in-process sweep, when ``--threads`` is
+not given (``OMP_NUM_THREADS`` is honoured too, as torch honours it)."""
+
+
+def choose_threads(requested: int | None = None) -> tuple[int, str]:
+    """How many CPU threads torch should use, and why (for the run's first line).
+
+    ``requested`` (``--threads N``), else ``$NASBENCH_EVAL_THREADS``, else
+    ``$OMP_NUM_THREADS`` (torch's own setting), else *auto*: torch's default (one per
+    physical core) lowered to the cores the 1-minute load average leaves idle, at least one.
+    Why: the small searches of a CPU run are bound by per-op overhead, and threads that
+    compete with another job for the same cores thrash (issue 17 measured a 4-step epoch at
+    9.7 s with 2 threads beside another job, 0.85 s with 1), while on an idle machine auto
+    keeps every core."""
+    import os
+
+    if requested is not None:
+        if requested < 1:
+            raise NasbenchEvalError(f"--threads: expected an integer >= 1, got {requested}")
+        return requested, "--threads"
+    env = os.environ.get(THREADS_ENV, "").strip()
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise NasbenchEvalError(f"${THREADS_ENV}: expected an integer >= 1, got {env!r}")
+        return int(env), f"${THREADS_ENV}"
+    if os.environ.get("OMP_NUM_THREADS", "").strip():
+        return torch.get_num_threads(), "$OMP_NUM_THREADS"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
+        os.cpu_count() or 1)
+    try:
+        busy = os.getloadavg()[0]
+    except OSError:  # no load average (Windows): torch's default
+        return torch.get_num_threads(), "torch's default"
+    idle = max(1, cores - round(busy))
+    n = max(1, min(torch.get_num_threads(), idle))
+    return n, f"auto: {idle} of {cores} cores idle by the load average"
+
+
+def set_threads(requested: int | None = None) -> str:
+    """Apply :func:`choose_threads` to torch; returns the line a command prints about it."""
+    n, why = choose_threads(requested)
+    torch.set_num_threads(n)
+    return (f"torch CPU threads: {n} ({why}; set with --threads N or ${THREADS_ENV})")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -92,7 +138,8 @@ class Execution:
 
 def _check(name: str, value: str, valid: tuple[str, ...]) -> None:
     if value not in valid:
-        raise NasbenchEvalError(f"unknown {name} {value!r}; valid choices: {', '.join(valid)}")
+        raise NasbenchEvalError(f"unknown {name} {value!r}; valid choices: {', '.join(valid)}"
+                                + did_you_mean(value, valid))
 
 
 def resolve_execution(memory_format: str, precision: str, data_loader: str, compile: bool,

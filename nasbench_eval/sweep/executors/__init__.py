@@ -12,8 +12,7 @@ def make_executor(kind: str, gpus: int = 0, ray_address: str | None = None,
                   cpus_per_run: int | None = None, workers: int | None = None):
     """The registered executor ``kind`` built from the sweep's executor settings."""
     if kind not in EXECUTORS:
-        raise SweepError(f"unknown executor {kind!r}; valid choices: "
-                         f"{', '.join(EXECUTORS.names())}")
+        raise SweepError(str(EXECUTORS.unknown(kind)))
     return EXECUTORS.get(kind).from_settings(gpus=gpus, ray_address=ray_address,
                                              cpus_per_run=cpus_per_run, workers=workers)
 
