@@ -49,19 +49,20 @@ FUSED_EDGES = ("auto", "on", "off")
 
 THREADS_ENV = "NASBENCH_EVAL_THREADS"
 """Torch's CPU threads for ``run``, ``evaluate`` and an in-process sweep, when ``--threads`` is
-not given (``OMP_NUM_THREADS`` is honoured too, as torch honours it)."""
+not given (``OMP_NUM_THREADS`` is honoured too, as torch honours it); default 1."""
 
 
 def choose_threads(requested: int | None = None) -> tuple[int, str]:
     """How many CPU threads torch should use, and why (for the run's first line).
 
     ``requested`` (``--threads N``), else ``$NASBENCH_EVAL_THREADS``, else
-    ``$OMP_NUM_THREADS`` (torch's own setting), else *auto*: torch's default (one per
-    physical core) lowered to the cores the 1-minute load average leaves idle, at least one.
-    Why: the small searches of a CPU run are bound by per-op overhead, and threads that
-    compete with another job for the same cores thrash (issue 17 measured a 4-step epoch at
-    9.7 s with 2 threads beside another job, 0.85 s with 1), while on an idle machine auto
-    keeps every core."""
+    ``$OMP_NUM_THREADS`` (torch's own setting), else 1. Why one: the small searches of a CPU
+    run are bound by per-op overhead, and threads that compete with another job for the same
+    cores thrash (a 4-step epoch measured 54.7 s with 2 threads beside another job, 2.5 s
+    with 1; alone, 2 threads gained 13%). And the thread count changes results (the
+    reduction order: after 4 steps train_acc 0.129 with 1 thread, 0.137 with 2), so a fixed
+    default gives the same numbers on every machine and at every load, which a count chosen
+    from the cores or the load would not."""
     import os
 
     if requested is not None:
@@ -75,15 +76,7 @@ def choose_threads(requested: int | None = None) -> tuple[int, str]:
         return int(env), f"${THREADS_ENV}"
     if os.environ.get("OMP_NUM_THREADS", "").strip():
         return torch.get_num_threads(), "$OMP_NUM_THREADS"
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-        os.cpu_count() or 1)
-    try:
-        busy = os.getloadavg()[0]
-    except OSError:  # no load average (Windows): torch's default
-        return torch.get_num_threads(), "torch's default"
-    idle = max(1, cores - round(busy))
-    n = max(1, min(torch.get_num_threads(), idle))
-    return n, f"auto: {idle} of {cores} cores idle by the load average"
+    return 1, "the default: reproducible at any load, no thrashing beside other jobs"
 
 
 def set_threads(requested: int | None = None) -> str:

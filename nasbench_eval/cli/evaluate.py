@@ -37,7 +37,7 @@ from .common import CONTEXT, run_resumable
               help="Where the directory of a --genotype evaluation is made.")
 @click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
               help="Torch CPU threads [default: $NASBENCH_EVAL_THREADS, else $OMP_NUM_THREADS, "
-                   "else one per core the load average leaves idle].")
+                   "else 1].")
 @click.option("--data-root", help="Dataset cache (default $NASBENCH_EVAL_DATA or "
                                   "~/.cache/nasbench-eval/data).")
 @click.option("--resume", is_flag=True, help="Continue this evaluation from its last finished epoch.")

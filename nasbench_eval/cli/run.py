@@ -95,7 +95,7 @@ def build() -> click.Command:
     @click.option("--out", default=_D.out, show_default=True, help="Directory that holds run directories.")
     @click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
                   help="Torch CPU threads [default: $NASBENCH_EVAL_THREADS, else "
-                       "$OMP_NUM_THREADS, else one per core the load average leaves idle].")
+                       "$OMP_NUM_THREADS, else 1].")
     @click.option("--data-root", default=None, help="Dataset cache (default $NASBENCH_EVAL_DATA or ~/.cache/nasbench-eval/data).")
     @click.option("--resume", is_flag=True, help="Continue the run with these settings from its last finished epoch.")
     @click.option("--quiet", is_flag=True, help="No progress bar or per-epoch lines.")
