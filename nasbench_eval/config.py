@@ -9,10 +9,12 @@ Plain data: this module imports no method, oracle or space. Settings left open (
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TypeVar
 
+from .errors import NasbenchEvalError
 from .rundir import fingerprint
 
 _D = TypeVar("_D")
@@ -26,6 +28,12 @@ GLOBAL_DEFAULTS: dict[str, Any] = {"batch_size": 64, "train_portion": 0.5}
 # has that value, so every run id written before the field existed stays what it was.
 GLOBAL_DEFAULTS.update({"lr_schedule": "cosine", "w_lr_min": 0.001, "lr_warmup": 0})
 _NEUTRAL_FIELDS: dict[str, Any] = {"lr_warmup": 0, "hessian_weight_decay": True}
+
+DEFAULT_OUT = "runs"
+"""Where ``run``, ``sweep`` and ``evaluate --genotype`` make their directories by default:
+not ``results/``, which holds the committed studies (a newcomer's first run must never mix
+into them, nor ``leaderboard results/`` pick it up). An explicit ``--out results/...`` works
+as before."""
 
 # Fields that say where or how a run executes, not what it computes; excluded from the run id
 # (and from the analysis's "setting" of a run), except as _IDENTITY_EXECUTION says.
@@ -102,6 +110,41 @@ def from_fields(cls: type[_D], d: Mapping[str, Any], what: str) -> _D:
     return cls(**d)
 
 
+# RunConfig fields that `nasbench-eval run` (and `sweep`) take as a flag of the same name
+# (``batch_size`` -> ``--batch-size``); errors name a setting the way the user gave it.
+# The others are set from Python, a sweep file or ``sweep --set KEY=VALUE``.
+FLAG_FIELDS = frozenset({
+    "method", "space", "dataset", "seed", "epochs", "layers", "channels", "batch_size",
+    "train_portion", "w_lr", "w_lr_min", "alpha_lr", "lr_schedule", "lr_power", "lr_warmup",
+    "hessian_every", "hessian_weight_decay", "max_steps_per_epoch", "oracle", "device",
+    "memory_format", "precision", "data_loader", "compile", "cuda_graphs", "fused_edges", "out",
+    "data_root"})
+
+
+def setting_name(name: str) -> str:
+    """How a user names the setting ``name`` of a run: its flag (``--batch-size``) where
+    ``run`` has one, else ``setting 'name'`` (a sweep file's or ``--set``'s key)."""
+    return "--" + name.replace("_", "-") if name in FLAG_FIELDS else f"setting '{name}'"
+
+
+class ConfigError(NasbenchEvalError, ValueError):
+    """A run setting that cannot be used. The message names the setting as the user gives
+    it (:func:`setting_name`: ``--batch-size``, not ``batch_size``) and what it expects;
+    ``field`` and ``problem`` let a sweep name it by where it came from instead."""
+
+    def __init__(self, field_name: str, problem: str, name: str | None = None):
+        self.field, self.problem = field_name, problem
+        super().__init__(f"{name or setting_name(field_name)}: {problem}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 @dataclass
 class RunConfig:
     method: str = "darts"
@@ -154,7 +197,7 @@ class RunConfig:
     cuda_graphs: bool = False  # capture the step as a CUDA graph (execution.StepRunner)
     fused_edges: str = "auto"  # run DARTS cells source-fused (spaces/darts/fused_cell.py)
     device: str = "auto"
-    out: str = "results"
+    out: str = DEFAULT_OUT
     data_root: str | None = None
     progress: bool = True
     # experiment-tracking sinks (nasbench_eval/sinks/: "tensorboard", "mlflow"); a list or a
@@ -166,26 +209,39 @@ class RunConfig:
     def __post_init__(self) -> None:
         self.alpha_betas = tuple(self.alpha_betas)  # type: ignore[assignment]
         self.log_to = parse_log_to(self.log_to)
-        for name in ("epochs", "layers", "channels", "batch_size"):
+        for name in ("epochs", "layers", "channels", "batch_size", "max_steps_per_epoch",
+                     "hessian_iters"):
             value = getattr(self, name)
-            if value is None and name in GLOBAL_DEFAULTS:
+            if value is None and (name in GLOBAL_DEFAULTS or name == "max_steps_per_epoch"):
                 continue
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.train_portion is not None and not 0.0 < self.train_portion < 1.0:
-            raise ValueError(f"train_portion must be in (0, 1), got {self.train_portion}")
-        if self.max_steps_per_epoch is not None and (
-                not isinstance(self.max_steps_per_epoch, int) or self.max_steps_per_epoch < 1):
-            raise ValueError(f"max_steps_per_epoch must be a positive integer or None, got "
-                             f"{self.max_steps_per_epoch!r}")
-        if not isinstance(self.bn_recalibration_batches, int) or self.bn_recalibration_batches < 1:
-            raise ValueError(f"bn_recalibration_batches must be >= 1 (the one-shot oracle "
-                             f"re-estimates BN on them), got {self.bn_recalibration_batches!r}")
-        if self.hessian_every < 0:
-            raise ValueError(f"hessian_every must be >= 0, got {self.hessian_every}")
-        if self.lr_warmup is not None and (not isinstance(self.lr_warmup, int)
-                                           or self.lr_warmup < 0):
-            raise ValueError(f"lr_warmup must be an integer >= 0, got {self.lr_warmup!r}")
+            if not _is_int(value) or value < 1:
+                raise ConfigError(name, f"expected a positive integer, got {value!r}")
+        for name in ("seed", "hessian_every", "lr_warmup"):
+            value = getattr(self, name)
+            if not (value is None and name == "lr_warmup") and (not _is_int(value)
+                                                                  or value < 0):
+                raise ConfigError(name, f"expected an integer >= 0, got {value!r}")
+        if not _is_int(self.bn_recalibration_batches) or self.bn_recalibration_batches < 1:
+            raise ConfigError("bn_recalibration_batches",
+                              f"expected an integer >= 1 (the one-shot oracle re-estimates BN "
+                              f"on them), got {self.bn_recalibration_batches!r}")
+        if self.train_portion is not None and not (
+                _is_number(self.train_portion) and 0.0 < self.train_portion < 1.0):
+            raise ConfigError("train_portion", f"expected a number in (0, 1), got "
+                                               f"{self.train_portion!r}")
+        # learning rates and the like: torch's optimizers refuse negative or NaN ones
+        # ("Invalid learning rate") without saying which; say it here, before any work
+        for name, strict in (("w_lr", False), ("w_lr_min", False), ("alpha_lr", False),
+                             ("lr_power", True), ("grad_clip", True), ("w_momentum", False),
+                             ("w_weight_decay", False), ("alpha_weight_decay", False),
+                             ("alpha_init_scale", False)):
+            value = getattr(self, name)
+            if value is None and name == "w_lr_min":
+                continue
+            if not _is_number(value) or not math.isfinite(value) or value < 0 or (
+                    strict and value == 0):
+                raise ConfigError(name, f"expected a finite number {'>' if strict else '>='} "
+                                        f"0, got {value!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

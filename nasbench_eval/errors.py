@@ -5,6 +5,7 @@ Every user-facing failure (bad name, malformed spec, missing data) raises a subc
 """
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable
 
 
@@ -20,12 +21,21 @@ class SpecError(NasbenchEvalError):
         super().__init__(f"{file}: field '{field}': {problem}")
 
 
+def did_you_mean(name: object, valid: Iterable[str]) -> str:
+    """`` (did you mean 'x'?)`` when one of ``valid`` is close to ``name`` (a typo), else ``""``:
+    appended to every message about an unknown name, so ``dartz`` points at ``darts``."""
+    near = difflib.get_close_matches(str(name), [str(v) for v in valid], n=1, cutoff=0.6)
+    return f" (did you mean '{near[0]}'?)" if near else ""
+
+
 class UnknownNameError(NasbenchEvalError):
-    """A name (method, space, dataset, op, ...) is not registered; lists the valid ones."""
+    """A name (method, space, dataset, op, ...) is not registered; lists the valid ones and
+    suggests the nearest."""
 
     def __init__(self, kind: str, name: str, valid: Iterable[str]):
         self.kind, self.name, self.valid = kind, name, sorted(valid)
-        super().__init__(f"unknown {kind} '{name}'; valid choices: {', '.join(self.valid)}")
+        super().__init__(f"unknown {kind} '{name}'; valid choices: {', '.join(self.valid)}"
+                         + did_you_mean(name, self.valid))
 
 
 class DataUnavailableError(NasbenchEvalError):

@@ -19,6 +19,7 @@ derived from (seed, epoch) with :func:`~nasbench_eval.rundir.derived_seed`. The 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
@@ -31,12 +32,13 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from .config import from_fields
+from .config import DEFAULT_OUT, ConfigError, from_fields
 from .data import BatchStream, Dataset, load_dataset
 from .errors import NasbenchEvalError, RunDirError
 from .execution import resolve_device
-from .rundir import (CONFIG_FILE, FINISHED, RUNNING, RunRecorder, derived_seed, environment,
-                     fingerprint, is_done, is_finite, read_json, read_summary, refuse_existing)
+from .rundir import (CONFIG_FILE, DIVERGED, FINISHED, RUNNING, RunRecorder, derived_seed,
+                     environment, fingerprint, is_done, is_finite, read_json, read_summary,
+                     refuse_existing)
 from .schedules import cosine
 from .spaces.base import GENERIC_EVALUATION, EvalNetwork, SpaceFamily
 from .spaces.registry import FAMILIES, family_of as _family, get_family
@@ -133,23 +135,32 @@ class EvalConfig:
     dataset_options: dict[str, Any] = field(default_factory=dict)
     # execution
     device: str = "auto"
-    out: str = "results"
+    out: str = DEFAULT_OUT
     data_root: str | None = None
     progress: bool = True
 
     def __post_init__(self) -> None:
+        def bad(name: str, problem: str) -> ConfigError:  # named as `evaluate`'s flag
+            return ConfigError(name, problem, "--" + name.replace("_", "-"))
+
         for name in ("epochs", "layers", "channels", "batch_size", "max_steps_per_epoch"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+                raise bad(name, f"expected a positive integer, got {v!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
+            raise bad("seed", f"expected an integer >= 0, got {self.seed!r}")
         if self.cutout is not None and self.cutout < 0:
-            raise ValueError(f"cutout must be >= 0, got {self.cutout}")
+            raise bad("cutout", f"expected an integer >= 0 (0 = off), got {self.cutout}")
         if self.drop_path is not None and not 0.0 <= self.drop_path < 1.0:
-            raise ValueError(f"drop_path must be in [0, 1), got {self.drop_path}")
-        if self.auxiliary is not None and self.auxiliary < 0:
-            raise ValueError(f"auxiliary must be >= 0, got {self.auxiliary}")
+            raise bad("drop_path", f"expected a number in [0, 1), got {self.drop_path}")
+        if self.auxiliary is not None and not (math.isfinite(self.auxiliary)
+                                               and self.auxiliary >= 0):
+            raise bad("auxiliary", f"expected a finite number >= 0, got {self.auxiliary}")
+        if self.lr is not None and not (math.isfinite(self.lr) and self.lr >= 0):
+            raise bad("lr", f"expected a finite number >= 0, got {self.lr}")
         if self.optimizer is not None and self.optimizer not in ("sgd", "rmsprop"):
-            raise ValueError(f"optimizer must be sgd or rmsprop, got {self.optimizer!r}")
+            raise ConfigError("optimizer", f"expected sgd or rmsprop, got {self.optimizer!r}",
+                              "optimizer")
 
     def resolved(self, family: str | SpaceFamily | None = None,
                  space: str | None = None) -> EvalConfig:
@@ -259,16 +270,35 @@ class _Source:
     run: dict[str, Any] | None
 
 
+def _not_finished_advice(run_dir: Path, summary: dict[str, Any]) -> str:
+    """Why the search in ``run_dir`` cannot be evaluated yet, and what to do instead. A
+    diverged search is over (``--resume`` returns it as it is): what is left is the genotype
+    of its last good epoch, or a new search with smaller learning rates."""
+    status = summary.get("status")
+    head = f"{run_dir}: the search has status '{status}', not 'finished'"
+    if status != DIVERGED:
+        return (f"{head}; finish it first by rerunning the command that started it with "
+                f"--resume (nasbench-eval run ... --resume), or evaluate a genotype with "
+                f"--genotype")
+    why = f" ({summary['error']})" if summary.get("error") else ""
+    done = summary.get("epochs_done") or 0
+    rerun = ("search again with a smaller --w-lr or --alpha-lr (a new run id; --resume "
+             "cannot continue a diverged run)")
+    if not summary.get("final_genotype"):
+        return f"{head}{why}; it diverged before any epoch ended, so there is no genotype: {rerun}"
+    space = f" --space {summary['space']}" if summary.get("space") else ""
+    return (f"{head}{why}; --resume cannot continue a diverged run. Evaluate the genotype of "
+            f"its last good epoch (epoch {done}): nasbench-eval evaluate --genotype "
+            f"{run_dir / 'summary.json'}{space}, or {rerun}")
+
+
 def _source_from_run(run_dir: str | Path) -> _Source:
     run_dir = Path(run_dir)
     summary = read_summary(run_dir)
     if summary is None:
         raise RunDirError(f"{run_dir} is not a run directory (no summary.json)")
     if summary.get("status") != FINISHED:
-        raise RunDirError(
-            f"{run_dir}: the search has status '{summary.get('status')}', not 'finished'; "
-            f"resume it first (nasbench-eval run ... --resume), or evaluate a genotype with "
-            f"--genotype")
+        raise RunDirError(_not_finished_advice(run_dir, summary))
     if not summary.get("final_genotype"):
         raise RunDirError(f"{run_dir}: summary.json has no final genotype")
     from .spaces import load_space

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import NasbenchEvalError
+from .errors import NasbenchEvalError, did_you_mean
 
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "text", bool: "true or false"}
 
@@ -133,19 +133,23 @@ def flag_name(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
-def resolve_options(owner: str, schema: Schema, given: Mapping[str, Any]) -> dict[str, Any]:
+def resolve_options(owner: str, schema: Schema, given: Mapping[str, Any],
+                    spell: Callable[[str], str] = flag_name) -> dict[str, Any]:
     """Defaults of ``schema`` overridden by ``given``, every value parsed and checked.
 
     ``owner`` names the method/oracle in the message for an option it does not have, which
-    lists the valid ones. Keys may be spelled with dashes (``pgd-steps``)."""
+    lists the valid ones (and the nearest, for a typo). Keys may be spelled with dashes
+    (``pgd-steps``). ``spell`` writes a key as the user gives it in messages: a flag
+    (``--pgd-steps``, the default) or e.g. ``--oracle-option train_epochs``."""
     schema = as_schema(schema)
     out = {k: opt.default for k, opt in schema.items()}
     for raw_key, value in given.items():
         key = str(raw_key).replace("-", "_")
         if key not in schema:
-            raise OptionError(f"{owner} has no option '{raw_key}'; valid options: "
-                              f"{', '.join(sorted(schema)) or '(none)'}")
-        out[key] = schema[key].parse(value, flag_name(key))
+            raise OptionError(f"{owner} has no option {spell(key)}; valid options: "
+                              f"{', '.join(spell(k) for k in sorted(schema)) or '(none)'}"
+                              + did_you_mean(spell(key), [spell(k) for k in schema]))
+        out[key] = schema[key].parse(value, spell(key))
     return out
 
 
@@ -168,8 +172,8 @@ def defaults(schema: Schema) -> dict[str, Any]:
     return {k: as_option(opt).default for k, opt in schema.items()}
 
 
-def resolve_given(owner: str, options: Mapping[str, Any], given: Mapping[str, Any]
-                  ) -> dict[str, Any]:
+def resolve_given(owner: str, options: Mapping[str, Any], given: Mapping[str, Any],
+                  spell: Callable[[str], str] = flag_name) -> dict[str, Any]:
     """Only the ``given`` options, parsed and checked against ``options`` (a schema or plain
     defaults), keys with underscores; the defaults are not added.
 
@@ -179,7 +183,8 @@ def resolve_given(owner: str, options: Mapping[str, Any], given: Mapping[str, An
     given."""
     norm = {str(k).replace("-", "_"): v for k, v in given.items()}
     untyped = {k: v for k, v in norm.items() if k in options and options[k] is None}
-    parsed = resolve_options(owner, options, {k: v for k, v in norm.items() if k not in untyped})
+    parsed = resolve_options(owner, options, {k: v for k, v in norm.items() if k not in untyped},
+                             spell)
     return {k: untyped[k] if k in untyped else parsed[k] for k in norm}
 
 

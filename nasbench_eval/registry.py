@@ -9,7 +9,6 @@ oracle defined outside the package is found by every command, sweep worker inclu
 """
 from __future__ import annotations
 
-import difflib
 import importlib
 import importlib.util
 import os
@@ -140,11 +139,7 @@ class Registry(Generic[T]):
 
 def unknown_name(kind: str, name: str, valid: list[str] | tuple[str, ...]) -> UnknownNameError:
     """The error for an unknown name: the valid choices and, when one is close, a suggestion."""
-    err = UnknownNameError(kind, name, valid)
-    near = difflib.get_close_matches(str(name), list(valid), n=1, cutoff=0.6)
-    if near:
-        err.args = (f"{err.args[0]} (did you mean '{near[0]}'?)",)
-    return err
+    return UnknownNameError(kind, name, valid)
 
 
 def lazy(fn: Callable[[], T]) -> Callable[[], T]:

@@ -1,6 +1,6 @@
-"""The search loop: one run = one directory under ``results/`` that explains itself.
+"""The search loop: one run = one directory under ``runs/`` (``--out``) that explains itself.
 
-``results/<run-id>/`` holds ``config.json`` (every setting + environment), ``metrics.csv``
+``runs/<run-id>/`` holds ``config.json`` (every setting + environment), ``metrics.csv``
 (one row per epoch), ``genotypes.jsonl``, ``checkpoint.pt`` (after every epoch, written
 atomically) and ``summary.json`` (status: running / finished / diverged / interrupted).
 An interrupted run resumes from its last finished epoch with the same results as an
@@ -252,6 +252,7 @@ def _drive(opened: OpenRun, on_epoch_end: EpochCallback | None, log: RunLog) -> 
     try:
         with rec.guard():
             for epoch in range(rec.start_epoch, cfg.epochs):
+                t_epoch = time.perf_counter()
                 row, stop_reason = _run_epoch(search, rec, genotypes, epoch, bar)
                 if row is None:  # diverged, and recorded as such
                     return run_dir
@@ -259,7 +260,8 @@ def _drive(opened: OpenRun, on_epoch_end: EpochCallback | None, log: RunLog) -> 
                         f"val_acc {row['val_acc']:.3f}  anytime_test_err "
                         f"{row['anytime_test_error']:.3f}  param_free "
                         f"{row.get('param_free_normal', float('nan')):.2f}"
-                        f"  ({row['epoch_time_s']:.1f}s)", bar.write if cfg.progress else None)
+                        f"  ({_epoch_times(row, time.perf_counter() - t_epoch)})",
+                        bar.write if cfg.progress else None)
                 sinks.epoch(lambda: epoch_record(search, row, genotypes[-1]))
                 if on_epoch_end is not None:
                     on_epoch_end(epoch, row)
@@ -292,6 +294,14 @@ def _refuse_other_execution(doc: dict[str, Any], cfg: RunConfig, run_dir: Path) 
             f"({why}), which compute differently; continue it as it was started{where}, or "
             f"move the directory aside (or use another --out) and run the command again to "
             f"start it with these settings")
+
+
+def _epoch_times(row: dict[str, Any], total_s: float) -> str:
+    """The epoch's wall time as printed: all of it, then its parts (the search steps; the
+    oracle's scoring with the checkpoint), so the printed times add up to the run's."""
+    search_s = row["epoch_time_s"]
+    return (f"{total_s:.1f}s: search {search_s:.1f}s, scoring + checkpoint "
+            f"{max(total_s - search_s, 0.0):.1f}s")
 
 
 def _run_epoch(search: Search, rec: RunRecorder, genotypes: list[dict[str, Any]], epoch: int,

@@ -14,7 +14,7 @@ study="${1:-studies/fidelity.toml}"
 runs=$(python3 -c 'import sys
 try: import tomllib
 except ImportError: import tomli as tomllib  # Python 3.10
-print(tomllib.load(open(sys.argv[1], "rb")).get("out", "results"))' "$study")
+print(tomllib.load(open(sys.argv[1], "rb")).get("out", "runs"))' "$study")
 out="${2:-$(dirname "$runs")}"
 mkdir -p "$out"
 start=$(date +%s)

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from ..errors import NasbenchEvalError
-from .common import CONTEXT, renamed_option
+from .common import CONTEXT, Choice, renamed_option
 
 _METRIC_HELP = ("final (last epoch's anytime test error, finished runs), best (lowest over the "
                 "epochs, finished runs), anytime-at-E (after E search epochs, every run that "
@@ -67,7 +67,7 @@ def _run(body: Callable[[], Any]) -> Any:
 @click.option("--with-baselines", is_flag=True,
               help="Add the published numbers (baselines/*.csv) beside the measured rows, "
                    "marked as published.")
-@click.option("--baseline-blocks", type=click.Choice(["matching", "all"]), default="matching",
+@click.option("--baseline-blocks", type=Choice(["matching", "all"]), default="matching",
               show_default=True,
               help="With --with-baselines: only the (space, dataset) blocks measured here, or "
                    "every published block.")
@@ -110,12 +110,12 @@ def leaderboard_cmd(results: tuple[str, ...], metric: str, skip_bad: bool, quiet
 @_results_arg
 @click.option("--alpha", default=0.05, show_default=True, type=float,
               help="Significance level (after Holm correction for the pairwise tests).")
-@click.option("--paired", type=click.Choice(["auto", "seed", "none"]), default="auto",
+@click.option("--paired", type=Choice(["auto", "seed", "none"]), default="auto",
               show_default=True,
               help="auto: Wilcoxon signed-rank when two methods have the same seeds, else "
                    "Mann-Whitney U; seed: always pair on common seeds; none: always "
                    "Mann-Whitney U.")
-@click.option("--blocks", type=click.Choice(["auto", "problem", "seed"]), default="auto",
+@click.option("--blocks", type=Choice(["auto", "problem", "seed"]), default="auto",
               show_default=True,
               help="Friedman blocks: (space, dataset) problems (mean over seeds), or "
                    "(space, dataset, seed); auto = problems when 5 or more are complete.")
@@ -147,7 +147,7 @@ def compare_cmd(results: tuple[str, ...], metric: str, skip_bad: bool, quiet: bo
 @renamed_option("--out-dir", "--out", "out")
 @_results_arg
 @click.option("--kind", "kinds", multiple=True, default=("all",), show_default=True,
-              type=click.Choice(["all", "anytime", "hessian", "seeds", "cd", "param-free"]),
+              type=Choice(["all", "anytime", "hessian", "seeds", "cd", "param-free"]),
               help="Figure(s) to draw (repeatable). anytime: anytime test error vs epoch; "
                    "hessian: dominant Hessian eigenvalue vs epoch; seeds: per-seed final "
                    "errors with boxes; cd: critical-difference diagram; param-free: "
@@ -156,7 +156,7 @@ def compare_cmd(results: tuple[str, ...], metric: str, skip_bad: bool, quiet: bo
               help="Directory where <kind>.png and <kind>.pdf go.")
 @click.option("--alpha", default=0.05, show_default=True, type=float,
               help="Significance level of the critical-difference diagram.")
-@click.option("--blocks", type=click.Choice(["auto", "problem", "seed"]), default="auto",
+@click.option("--blocks", type=Choice(["auto", "problem", "seed"]), default="auto",
               show_default=True, help="Friedman blocks of the critical-difference diagram.")
 @click.option("--format", "formats", default="png,pdf", show_default=True,
               help="Comma-separated file formats.")

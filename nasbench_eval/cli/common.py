@@ -15,12 +15,25 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from ..errors import NasbenchEvalError
+from ..errors import NasbenchEvalError, did_you_mean
 from ..options import Option, as_schema, flag_name, resolve_given
 
 T = TypeVar("T")
 
 CONTEXT = {"max_content_width": 110, "help_option_names": ["-h", "--help"]}
+
+
+class Choice(click.Choice):
+    """``click.Choice`` whose error for a typo also suggests the nearest choice
+    (``--lr-schedule cosin`` -> did you mean 'cosine'?), as every unknown name does."""
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter as exc:
+            exc.message += did_you_mean(value, [str(c) for c in self.choices])
+            raise
 
 
 def fail(exc: Exception) -> NoReturn:
@@ -53,6 +66,22 @@ def parse_kv(text: str, hint: str = "--option") -> tuple[str, Any]:
     return key.strip().replace("-", "_"), parsed
 
 
+def registered_names() -> dict[str, list[str]]:
+    """The names ``--method``, ``--space``, ``--dataset`` and ``--oracle`` accept, for the help
+    of ``run`` and ``sweep`` (plugins included; their modules are loaded for the method flags
+    anyway). Checked where they are used, with a suggestion for a typo."""
+    from ..data import DATASETS
+    from ..oracles import ORACLES
+    from ..spaces.registry import builtin_spaces
+
+    return {"method": list(method_classes()), "space": list(builtin_spaces()),
+            "dataset": DATASETS.names(), "oracle": ["auto", *ORACLES.names()]}
+
+
+ALPHA_LR_DEFAULT = "3e-4"
+"""How ``--help`` writes the default of ``--alpha-lr`` (in ``run`` and ``sweep`` alike)."""
+
+
 # ----------------------------------------------------------------------------- method flags
 
 @dataclass
@@ -68,9 +97,9 @@ class MethodFlag:
     def click_type(self) -> click.ParamType:
         opt = self.option
         if opt.choices:
-            return click.Choice([str(c) for c in opt.choices])
+            return Choice([str(c) for c in opt.choices])
         if opt.type is bool:
-            return click.Choice(["true", "false"], case_sensitive=False)
+            return Choice(["true", "false"], case_sensitive=False)
         if self.untyped or opt.none_ok:  # text, so that "none" passes; parsed by the schema
             return click.STRING
         return {int: click.INT, float: click.FLOAT}.get(opt.type, click.STRING)
@@ -137,13 +166,23 @@ def pop_method_flags(flags: dict[str, MethodFlag], kwargs: dict[str, Any],
 
 
 def method_options_for(method: str, given: dict[str, Any]) -> dict[str, Any]:
-    """``given`` parsed and checked by ``method``'s option schema (errors name the flag and the
-    valid options); only the given keys, so the run id does not change with a default."""
+    """``given`` parsed and checked by ``method``'s option schema (errors name the flag, the
+    valid options and, for an option of other methods, which ones have it); only the given
+    keys, so the run id does not change with a default."""
     if not given:
         return {}
     from ..methods import method_class
+    from ..options import OptionError
 
     cls = method_class(method)
+    for key in given:
+        key = str(key).replace("-", "_")
+        owners = [name for name, other in method_classes().items() if key in other.options]
+        if key not in cls.options and owners:
+            mine = ", ".join(flag_name(k) for k in sorted(cls.options)) or "(none)"
+            raise OptionError(f"method '{method}' has no option {flag_name(key)}: it is an "
+                              f"option of {', '.join(owners)} (choose one with --method); "
+                              f"valid options of '{method}': {mine}")
     return resolve_given(f"method '{method}'", cls.options, given)
 
 

@@ -5,6 +5,7 @@ from typing import Any
 
 import click
 
+from ..config import DEFAULT_OUT
 from .common import CONTEXT, run_resumable
 
 
@@ -32,14 +33,17 @@ from .common import CONTEXT, run_resumable
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--max-steps-per-epoch", type=int, help="Cap steps per epoch (quick looks).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N.")
-@click.option("--out", default="results", show_default=True,
+@click.option("--out", default=DEFAULT_OUT, show_default=True,
               help="Where the directory of a --genotype evaluation is made.")
+@click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Torch CPU threads [default: $NASBENCH_EVAL_THREADS, else $OMP_NUM_THREADS, "
+                   "else 1].")
 @click.option("--data-root", help="Dataset cache (default $NASBENCH_EVAL_DATA or "
                                   "~/.cache/nasbench-eval/data).")
 @click.option("--resume", is_flag=True, help="Continue this evaluation from its last finished epoch.")
 @click.option("--quiet", is_flag=True, help="No per-epoch lines.")
 def evaluate(run_dir: str | None, genotype_json: str | None, space: str | None, resume: bool,
-             quiet: bool, **settings: Any) -> None:
+             quiet: bool, threads: int | None, **settings: Any) -> None:
     """Train the genotype of a finished search (RUN_DIR) from scratch and record its test error.
 
     Writes RUN_DIR/evaluation.json (per-epoch train/test error, final test error, parameter
@@ -47,7 +51,7 @@ def evaluate(run_dir: str | None, genotype_json: str | None, space: str | None, 
     --genotype. Defaults are the papers' evaluation protocol (docs/evaluation.md).
 
     \b
-    nasbench-eval evaluate results/darts-s3-cifar10-seed0-1a2b3c4d
+    nasbench-eval evaluate runs/darts-s3-cifar10-seed0-1a2b3c4d
     nasbench-eval evaluate RUN_DIR --dataset cifar100            # transfer
     nasbench-eval evaluate --genotype darts_v2.json --dataset cifar10 --device cuda
     nasbench-eval evaluate RUN_DIR --resume                       # after an interruption
@@ -56,6 +60,11 @@ def evaluate(run_dir: str | None, genotype_json: str | None, space: str | None, 
 
     if (run_dir is None) == (genotype_json is None):
         raise click.UsageError("give either RUN_DIR or --genotype JSON (exactly one)")
+    from ..execution import set_threads
+
+    line = run_resumable(set_threads, threads)
+    if not quiet:
+        click.echo(line, err=True)
     out_dir = run_resumable(run_evaluation, run_dir, genotype=genotype_json, space=space,
                             resume=resume, progress=not quiet, **settings)
     doc = read_evaluation(out_dir) or {}

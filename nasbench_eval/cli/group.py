@@ -22,7 +22,7 @@ from ..registry import PLUGINS_ENV, load_plugins
 # one, the first paragraph of its help: `nasbench-eval --help` shortens it as click would,
 # without importing the module; a test keeps it equal to the command's own)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "run": ("run", "build", "Run one architecture search and write results/<run-id>/."),
+    "run": ("run", "build", "Run one architecture search and write runs/<run-id>/ (--out)."),
     "list": ("listing", "list_", "List the registered spaces, methods, datasets, oracles or sinks."),
     "evaluate": ("evaluate", "evaluate",
                  "Train the genotype of a finished search (RUN_DIR) from scratch and record "

@@ -11,10 +11,11 @@ import click
 
 from ..config import RunConfig
 from ..errors import NasbenchEvalError
-from .common import (CONTEXT, collect_method_flags, fail, method_options_for, parse_kv,
-                     pop_method_flags, run_resumable, with_method_flags)
+from .common import (ALPHA_LR_DEFAULT, CONTEXT, Choice, collect_method_flags, fail,
+                     method_options_for, parse_kv, pop_method_flags, registered_names,
+                     run_resumable, with_method_flags)
 
-SHORT_HELP = "Run one architecture search and write results/<run-id>/."
+SHORT_HELP = "Run one architecture search and write runs/<run-id>/ (--out)."
 
 _D = RunConfig()
 
@@ -22,13 +23,20 @@ _D = RunConfig()
 def build() -> click.Command:
     """The ``run`` command with one flag per option of every registered method."""
     flags = collect_method_flags()
+    names = {k: ", ".join(v) for k, v in registered_names().items()}
 
     @click.command(name="run", context_settings=CONTEXT)
-    @click.option("--method", default=_D.method, show_default=True, help="Search method (see `list methods`).")
-    @click.option("--space", default=_D.space, show_default=True, help="Space name (see `list spaces`) or a spec .toml path.")
-    @click.option("--dataset", default=_D.dataset, show_default=True, help="Dataset (see `list datasets`).")
-    @click.option("--epochs", default=_D.epochs, show_default=True, type=int)
-    @click.option("--seed", default=_D.seed, show_default=True, type=int)
+    @click.option("--method", default=_D.method, show_default=True,
+                  help=f"Search method: {names['method']} (see `list methods`).")
+    @click.option("--space", default=_D.space, show_default=True,
+                  help=f"Space: {names['space']} (see `list spaces`), or a spec .toml path.")
+    @click.option("--dataset", default=_D.dataset, show_default=True,
+                  help=f"Dataset: {names['dataset']} (see `list datasets`).")
+    @click.option("--epochs", default=_D.epochs, show_default=True, type=int,
+                  help="Search epochs (the learning-rate schedule spans them).")
+    @click.option("--seed", default=_D.seed, show_default=True, type=int,
+                  help="Seed of all randomness (initialisation, batches, per-epoch draws); an "
+                       "integer >= 0.")
     @click.option("--seeds", default=None, metavar="SEEDS",
                   help="Several seeds (0-9, 0,3,7 or 0-3,8) run as one packed search: the same "
                        "run directories and ids as one run per seed (darts, maxw; docs/speed.md).")
@@ -41,9 +49,12 @@ def build() -> click.Command:
     @click.option("--train-portion", default=None, type=float,
                   help="Share of the training set used as search-train, the rest is search-val "
                        "(default: the method's; 0.5, msr 0.8).")
-    @click.option("--w-lr", default=_D.w_lr, show_default=True, type=float)
-    @click.option("--alpha-lr", default=_D.alpha_lr, show_default=True, type=float)
-    @click.option("--lr-schedule", default=None, type=click.Choice(["cosine", "cosine-power"]),
+    @click.option("--w-lr", default=_D.w_lr, show_default=True, type=float,
+                  help="Initial learning rate of the weights w (SGD, annealed to --w-lr-min).")
+    @click.option("--alpha-lr", default=_D.alpha_lr, type=float,
+                  help=f"Learning rate of the architecture parameters alpha (Adam).  "
+                       f"[default: {ALPHA_LR_DEFAULT}]")
+    @click.option("--lr-schedule", default=None, type=Choice(["cosine", "cosine-power"]),
                   help="w learning-rate schedule (default: the method's; cosine, maxw cosine-power).")
     @click.option("--lr-power", default=_D.lr_power, show_default=True, type=float,
                   help="p of cosine power annealing (1 = its cosine special case).")
@@ -59,22 +70,22 @@ def build() -> click.Command:
                   help="Include the alpha weight-decay term (+wd I) in the Hessian, as RobustDARTS.")
     @click.option("--max-steps-per-epoch", default=None, type=int, help="Cap steps per epoch (quick looks).")
     @click.option("--oracle", default=_D.oracle, show_default=True,
-                  help="Anytime scorer of the derived architecture: auto (NAS-Bench-101 table on "
-                       "1Shot1 spaces when imported, else oneshot), oneshot, nasbench101, train "
-                       "(see `list oracles`).")
+                  help=f"Anytime scorer of the derived architecture: {names['oracle']}; auto: "
+                       f"the NAS-Bench-101 table on 1Shot1 spaces when imported, else oneshot "
+                       f"(see `list oracles`).")
     @click.option("--oracle-option", "oracle_options", multiple=True, metavar="KEY=VALUE",
                   help="Oracle-specific option (repeatable), e.g. --oracle-option train_epochs=2.")
     @click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
                   help="Method-specific option (repeatable), e.g. -o pgd_steps=1.")
     @click.option("--device", default=_D.device, show_default=True, help="auto, cpu, cuda, cuda:N.")
-    @click.option("--memory-format", type=click.Choice(["auto", "channels_last", "contiguous"]),
+    @click.option("--memory-format", type=Choice(["auto", "channels_last", "contiguous"]),
                   default=_D.memory_format, show_default=True,
                   help="Tensor layout (auto: channels_last; see docs/speed.md).")
-    @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]),
+    @click.option("--precision", type=Choice(["auto", "fp32", "bf16"]),
                   default=_D.precision, show_default=True,
                   help="Autocast of the supernet's forward (auto: bf16 on CUDA, fp32 on CPU); "
                        "alpha, its softmax, the loss and Hessian probes stay fp32.")
-    @click.option("--data-loader", type=click.Choice(["device", "torch"]),
+    @click.option("--data-loader", type=Choice(["device", "torch"]),
                   default=_D.data_loader, show_default=True,
                   help="device: batches drawn and augmented on the device; torch: a CPU "
                        "DataLoader with per-image transforms (the reference code's path).")
@@ -83,7 +94,7 @@ def build() -> click.Command:
     @click.option("--cuda-graphs", is_flag=True, default=_D.cuda_graphs,
                   help="Capture each epoch's search step as a CUDA graph and replay it "
                        "(CUDA only; methods that support it; not yet verified on a GPU).")
-    @click.option("--fused-edges", type=click.Choice(["auto", "on", "off"]),
+    @click.option("--fused-edges", type=Choice(["auto", "on", "off"]),
                   default=_D.fused_edges, show_default=True,
                   help="Run DARTS cells source-fused: every candidate of all edges leaving a state "
                        "as one kernel (auto: on; off: one module call per candidate and edge).")
@@ -95,13 +106,16 @@ def build() -> click.Command:
                   help="MLflow tracking URI for --log-to mlflow (a server http://..., a "
                        "folder; default: a file store in the run directory's mlruns/).")
     @click.option("--out", default=_D.out, show_default=True, help="Directory that holds run directories.")
+    @click.option("--threads", type=click.IntRange(min=1), default=None, metavar="N",
+                  help="Torch CPU threads [default: $NASBENCH_EVAL_THREADS, else "
+                       "$OMP_NUM_THREADS, else 1].")
     @click.option("--data-root", default=None, help="Dataset cache (default $NASBENCH_EVAL_DATA or ~/.cache/nasbench-eval/data).")
     @click.option("--resume", is_flag=True, help="Continue the run with these settings from its last finished epoch.")
     @click.option("--quiet", is_flag=True, help="No progress bar or per-epoch lines.")
     @with_method_flags(flags)
     def run(options: tuple[str, ...], oracle_options: tuple[str, ...], resume: bool,
-            quiet: bool, **kwargs: Any) -> None:
-        """Run one architecture search and write results/<run-id>/."""
+            quiet: bool, threads: int | None, **kwargs: Any) -> None:
+        """Run one architecture search and write runs/<run-id>/ (--out)."""
         given = pop_method_flags(flags, kwargs, options)
         seeds, pack = kwargs.pop("seeds"), kwargs.pop("pack")
         if pack is not None and seeds is None:
@@ -113,22 +127,27 @@ def build() -> click.Command:
         except (NasbenchEvalError, ValueError) as exc:
             fail(exc)
         if seeds is not None:
-            execute_seeds(cfg, seeds, pack, resume)
+            execute_seeds(cfg, seeds, pack, resume, threads)
         else:
-            execute(cfg, resume)
+            execute(cfg, resume, threads)
 
     return run
 
 
-def execute_seeds(cfg: RunConfig, seeds: str, pack: int | None, resume: bool) -> None:
+def execute_seeds(cfg: RunConfig, seeds: str, pack: int | None, resume: bool,
+                  threads: int | None = None) -> None:
     """Run ``cfg`` for every seed of ``seeds`` (packed ``pack`` at a time) and list them."""
+    from ..execution import set_threads
     from ..packing.runner import parse_seeds, run_seeds
     from ..rundir import read_summary
 
     try:
         parsed = parse_seeds(seeds)
+        line = set_threads(threads)
     except NasbenchEvalError as exc:
         fail(exc)
+    if cfg.progress:
+        click.echo(line, err=True)
     dirs = run_resumable(run_seeds, cfg, parsed, pack, resume=resume)
     for d in dirs:
         summary = read_summary(d) or {}
@@ -138,10 +157,19 @@ def execute_seeds(cfg: RunConfig, seeds: str, pack: int | None, resume: bool) ->
                    f"error: " + (f"{err:.4f}" if err is not None else "-"))
 
 
-def execute(cfg: RunConfig, resume: bool) -> None:
-    """Run ``cfg`` and print where the results are and the final architecture."""
+def execute(cfg: RunConfig, resume: bool, threads: int | None = None) -> None:
+    """Run ``cfg`` with ``threads`` torch CPU threads (None: :func:`choose_threads`'s
+    choice) and print where the results are and the final architecture."""
+    from ..execution import set_threads
     from ..rundir import read_summary
     from ..runner import run as run_search
+
+    try:
+        line = set_threads(threads)
+    except NasbenchEvalError as exc:
+        fail(exc)
+    if cfg.progress:
+        click.echo(line, err=True)
 
     run_dir = run_resumable(run_search, cfg, resume=resume)
     summary = read_summary(run_dir) or {}

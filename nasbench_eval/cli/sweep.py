@@ -14,7 +14,8 @@ import click
 from ..errors import NasbenchEvalError
 from ..options import Option
 from ..sweep.executors import EXECUTORS
-from .common import CONTEXT, collect_method_flags, parse_kv, pop_method_flags, with_method_flags
+from .common import (ALPHA_LR_DEFAULT, CONTEXT, Choice, collect_method_flags, parse_kv,
+                     pop_method_flags, registered_names, with_method_flags)
 
 
 _METAVARS = {int: "N", float: "X", str: "TEXT", bool: "BOOL"}
@@ -45,22 +46,29 @@ def build() -> click.Command:
     """The ``sweep`` command with one flag per option of every registered method."""
     flags = collect_method_flags()
     ex_flags = executor_flags()
+    names = {k: ", ".join(v) for k, v in registered_names().items()}
 
     @click.command(name="sweep", context_settings=CONTEXT)
     @click.argument("sweep_file", required=False, type=click.Path(dir_okay=False))
-    @click.option("--methods", help="Comma-separated methods, e.g. darts,sdarts-rs.")
-    @click.option("--spaces", help="Comma-separated spaces (names or spec .toml paths).")
-    @click.option("--datasets", help="Comma-separated datasets [default: digits].")
-    @click.option("--seeds", help="Seeds: 0-9, 0,2,5 or 3 [default: 0].")
+    @click.option("--methods", help=f"Comma-separated methods, e.g. darts,sdarts-rs; of "
+                                    f"{names['method']}.")
+    @click.option("--spaces", help=f"Comma-separated spaces: names ({names['space']}) or spec "
+                                   f".toml paths.")
+    @click.option("--datasets", help=f"Comma-separated datasets, of {names['dataset']} "
+                                     f"[default: digits].")
+    @click.option("--seeds", help="Seeds: 0-9, 0,2,5 or 3 (integers >= 0) [default: 0].")
     @click.option("--name", help="Sweep name, the prefix of the sweep id [default: sweep].")
-    @click.option("--epochs", type=int, help="Search epochs [default: 50].")
+    @click.option("--epochs", type=int, help="Search epochs (the learning-rate schedule spans "
+                                             "them) [default: 50].")
     @click.option("--layers", type=int, help="Cells in the supernet [default: 8].")
     @click.option("--channels", type=int, help="Initial channels [default: 16].")
     @click.option("--batch-size", type=int, help="Default: each method's (64; msr 128).")
     @click.option("--train-portion", type=float, help="Default: each method's (0.5; msr 0.8).")
-    @click.option("--w-lr", type=float, help="[default: 0.025]")
-    @click.option("--alpha-lr", type=float, help="[default: 3e-4]")
-    @click.option("--lr-schedule", type=click.Choice(["cosine", "cosine-power"]),
+    @click.option("--w-lr", type=float, help="Initial learning rate of the weights w (SGD, "
+                                             "annealed to --w-lr-min) [default: 0.025].")
+    @click.option("--alpha-lr", type=float, help="Learning rate of the architecture parameters "
+                                                 f"alpha (Adam) [default: {ALPHA_LR_DEFAULT}].")
+    @click.option("--lr-schedule", type=Choice(["cosine", "cosine-power"]),
                   help="w learning-rate schedule [default: each method's; cosine, maxw "
                        "cosine-power].")
     @click.option("--lr-power", type=float, help="p of cosine power annealing [default: 2].")
@@ -70,7 +78,8 @@ def build() -> click.Command:
                                                  "method's; 0.001, maxw 1e-4].")
     @click.option("--hessian-every", type=int, help="Hessian eigenvalue every k epochs [default: 0, off].")
     @click.option("--max-steps-per-epoch", type=int, help="Cap steps per epoch (quick looks).")
-    @click.option("--oracle", help="Anytime scorer (see `list oracles`) [default: auto].")
+    @click.option("--oracle", help=f"Anytime scorer: {names['oracle']} (see `list oracles`) "
+                                   f"[default: auto].")
     @click.option("-s", "--set", "sets", multiple=True, metavar="KEY=VALUE",
                   help="Any other run setting (repeatable), e.g. -s bn_recalibration_batches=5.")
     @click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
@@ -82,8 +91,8 @@ def build() -> click.Command:
     @click.option("--mlflow-uri", metavar="URI",
                   help="MLflow tracking URI for --log-to mlflow [default: each run's mlruns/].")
     @click.option("--data-root", help="Dataset cache directory.")
-    @click.option("--out", help="Directory of the run directories and of sweeps/ [default: results].")
-    @click.option("--executor", type=click.Choice(EXECUTORS.names()),
+    @click.option("--out", help="Directory of the run directories and of sweeps/ [default: runs].")
+    @click.option("--executor", type=Choice(EXECUTORS.names()),
                   help="local: this machine (sequential on CPU, one worker per GPU); "
                        "ray: one Ray task per run; slurm: one SLURM job (array task) per run, "
                        "options --slurm-* [default: local].")
@@ -134,6 +143,12 @@ def build() -> click.Command:
             grid["options"] = method_options
             origins["options"] = "--option"
         try:
+            if cpus_per_run is None and not workers and not gpus:  # runs in this process
+                from ..execution import set_threads
+
+                line = set_threads(None)
+                if not quiet and not dry_run:
+                    click.echo(line, err=True)
             doc = run_sweep(sweep_file, executor=executor, gpus=gpus, ray_address=ray_address,
                             cpus_per_run=cpus_per_run, workers=workers,
                             executor_options=executor_options, dry_run=dry_run,

@@ -11,8 +11,19 @@ Selection (reference ``random_weight_share.py``): ``rws_samples`` architectures 
 and each is scored by its one-shot accuracy (the shared weights, one-hot edges, BatchNorm on
 the running statistics of the supernet, eval mode) on ``rws_eval_batches`` search-val
 batches; the ``rws_top`` best are scored again on the whole search-val split and the best of
-those is the result. The reference draws 1000, screens on 10 batches and re-scores 10, once
-at the end of the search; so does ``rws_select_every=0`` (default). ``rws_select_every=k``
+those is the result. The reference draws 1000 [U: read from RobustDARTS's
+``random_weight_share.py`` when this method was written; not in shared/reference], screens on
+10 batches and re-scores 10, once at the end of the search; so does ``rws_select_every=0``
+(default).
+
+How many are drawn by default scales with the run (:func:`default_samples`): the papers'
+1000 belong to a 50-epoch CIFAR-10 search (19,500 w steps here), and screening 1000 on a
+tiny run took minutes, far longer than its search. The default keeps the papers' ratio, one
+architecture per 19.5 w steps, between 20 and 1000, so a search at the papers' size draws
+1000; ``--rws-samples 1000`` is the papers' protocol at any size. A run that names
+``rws_samples`` keeps its run id; a default run gets a new one (``in_run_id``), as its
+selection differs from the old fixed default's. The selection phase shows progress and an
+estimate of its time. ``rws_select_every=k``
 also selects after every k-th epoch, which gives a meaningful anytime curve at the price of
 the extra forwards. Between selections :meth:`derive` returns the last winner; before the
 first, a fixed uniformly drawn architecture.
@@ -25,12 +36,15 @@ batches).
 """
 from __future__ import annotations
 
+import sys
+import time
 from itertools import islice
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from ..config import RunConfig
 from ..errors import NasbenchEvalError
@@ -40,6 +54,20 @@ from .base import ArchWeights, Batch, register
 from .weights import WeightTraining
 
 _SAMPLE_STREAM, _SELECT_STREAM, _INITIAL_STREAM = 101, 102, 103
+_CHUNK = 10  # architectures scored per host sync during the screening (progress granularity)
+
+# the papers screen PAPER_SAMPLES architectures [U] after a 50-epoch CIFAR-10 search, which
+# is PAPER_STEPS w steps here (25,000 search-train images in batches of 64)
+PAPER_SAMPLES, PAPER_STEPS, MIN_SAMPLES = 1000, 50 * 390, 20
+
+
+def default_samples(epochs: int, steps_per_epoch: int) -> int:
+    """``rws_samples`` when the run leaves it unset: the papers' architectures per w step
+    (1000 per 19,500), at least :data:`MIN_SAMPLES` and at most 1000. Why: the screening costs
+    ``samples * rws_eval_batches`` forwards, so a fixed 1000 dwarfs a short search (a 1-epoch
+    digits run spent minutes selecting), while at the papers' size this is their 1000."""
+    scaled = round(PAPER_SAMPLES * epochs * steps_per_epoch / PAPER_STEPS)
+    return max(MIN_SAMPLES, min(PAPER_SAMPLES, scaled))
 
 
 def _seed(seed: int, epoch: int, stream: int) -> int:
@@ -56,8 +84,10 @@ class RandomWS(WeightTraining):
     paper = ("Li & Talwalkar, Random Search and Reproducibility for Neural Architecture "
              "Search, UAI 2019 (as run in RobustDARTS, Zela et al., ICLR 2020)")
     options = {
-        "rws_samples": Option(1000, int, "architectures drawn and screened per selection "
-                              "(reference: 1000)", minimum=1),
+        "rws_samples": Option(None, int, "architectures drawn and screened per selection "
+                              "(default: scaled with the run, 1000 at the papers' 50-epoch "
+                              "CIFAR-10 size; 1000 = the papers' protocol)", minimum=1,
+                              none_ok=True, in_run_id=True),
         "rws_eval_batches": Option(10, int, "search-val batches each one is screened on "
                                    "(reference: 10; 0 = all)", minimum=0),
         "rws_top": Option(10, int, "screened best re-scored on the whole search-val split "
@@ -84,6 +114,9 @@ class RandomWS(WeightTraining):
     def setup(self, supernet: nn.Module, space: Space, cfg: RunConfig,
               steps_per_epoch: int) -> None:
         super().setup(supernet, space, cfg, steps_per_epoch)
+        given = self.opts["rws_samples"]
+        self.samples = given if given is not None else default_samples(cfg.epochs,
+                                                                       steps_per_epoch)
         self._gen = self._path_generator(0)
         initial = torch.Generator().manual_seed(_seed(cfg.seed, -1, _INITIAL_STREAM))
         self.best = space.sample_genotype(initial)
@@ -140,11 +173,40 @@ class RandomWS(WeightTraining):
         finally:
             net.train(was_training)
 
+    def _screen_with_progress(self, candidates: list[Any], epoch: int) -> list[float]:
+        """:meth:`score` of every candidate on the screening batches, in chunks, with a
+        progress line and an estimate of the phase's time (stderr, when the run shows
+        progress). Chunking changes no score: each is computed alone."""
+        batches = self._screen_batches()
+        n = len(candidates)
+        show = self.cfg.progress
+        if show:
+            k = f"{len(batches)}" if batches is not None else "all"
+            print(f"random-ws selection after epoch {epoch + 1}: screening {n} architectures "
+                  f"on {k} search-val batches each, then the best {self.opts['rws_top']} on "
+                  f"the whole split", file=sys.stderr, flush=True)
+        bar = tqdm(total=n, desc="random-ws selection", unit="arch", leave=False,
+                   disable=not (show and sys.stderr.isatty()), dynamic_ncols=True)
+        scores: list[float] = []
+        t0 = time.perf_counter()
+        try:
+            for start in range(0, n, _CHUNK):
+                scores += self.score(candidates[start:start + _CHUNK], batches)
+                bar.update(len(candidates[start:start + _CHUNK]))
+                if show and start == 0 and n > _CHUNK and not sys.stderr.isatty():
+                    per = (time.perf_counter() - t0) / min(_CHUNK, n)
+                    print(f"random-ws selection: about {per * n:.0f} s for the screening "
+                          f"({per * 1000:.0f} ms per architecture)", file=sys.stderr,
+                          flush=True)
+        finally:
+            bar.close()
+        return scores
+
     def select(self, epoch: int) -> dict[str, float]:
         """Draw ``rws_samples`` architectures, screen, re-score the top, keep the best."""
         g = torch.Generator().manual_seed(_seed(self.cfg.seed, epoch, _SELECT_STREAM))
-        candidates = [self.space.sample_genotype(g) for _ in range(self.opts["rws_samples"])]
-        screen = self.score(candidates, self._screen_batches())
+        candidates = [self.space.sample_genotype(g) for _ in range(self.samples)]
+        screen = self._screen_with_progress(candidates, epoch)
         order = sorted(range(len(candidates)), key=lambda i: -screen[i])  # ties: first drawn
         top = self.opts["rws_top"]
         if top > 0:

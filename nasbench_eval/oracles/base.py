@@ -63,7 +63,8 @@ class Oracle:
     def resolve(cls, given: Mapping[str, Any]) -> dict[str, Any]:
         """The oracle's options: defaults of :attr:`options` overridden by ``given``, parsed
         and checked (an unknown key or bad value names the option)."""
-        return resolve_options(f"oracle '{cls.name}'", cls.options, given)
+        return resolve_options(f"oracle '{cls.name}'", cls.options, given,
+                               lambda key: f"--oracle-option {key}")
 
     def score(self, genotype: Genotype, ctx: OracleContext) -> dict[str, Any]:
         """Must return ``test_error`` (fraction in [0, 1]); may add other fields."""
@@ -129,4 +130,8 @@ def resolve_auto_oracle(space: Space, cfg: RunConfig) -> str:
 
 
 def create_oracle(name: str) -> Oracle:
+    """The oracle ``name`` (resolved: not ``auto``). An unknown name lists every valid
+    ``--oracle``, ``auto`` (the default) included, and suggests the nearest."""
+    if name not in ORACLES:
+        raise ORACLES.unknown(name, extra_valid=("auto",))
     return ORACLES.get(name)()

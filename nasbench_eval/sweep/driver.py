@@ -13,7 +13,7 @@ from ..rundir import DIVERGED, DONE, FAILED, RUNNING, read_summary
 from .index import SweepIndex, SweepLock, sweep_index_path
 from .progress import ProgressTable
 from .report import _counts_line, print_summary
-from .spec import (GRID_KEYS, Cell, SweepError, SweepSpec, check_executor_settings,
+from .spec import (GRID_KEYS, Cell, SweepError, SweepSpec, executor_problems,
                    load_sweep_file, now)
 from .validate import sweep_id, validate
 
@@ -59,7 +59,7 @@ def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, executor: st
     from keyword arguments (which also override a sweep file's values)::
 
         run_sweep(methods="darts,sdarts-rs", spaces=["s2", "s3"], datasets="digits",
-                  seeds="0-9", epochs=10, out="results")
+                  seeds="0-9", epochs=10, out="runs")
 
     ``executor`` is ``"local"`` (default), ``"ray"``, ``"slurm"`` or an executor object;
     ``executor_options`` holds the options of executors that have their own, by executor
@@ -75,19 +75,28 @@ def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, executor: st
         spec = SweepSpec.create(**grid)
     elif grid:
         spec = _override(spec, grid)
+    for key, given in (("executor", executor), ("gpus", gpus), ("cpus_per_run", cpus_per_run),
+                       ("ray_address", ray_address), ("workers", workers)):
+        if given is not None:  # the command line overrides the file's (refused) value
+            spec.invalid.pop(key, None)
     gpus = gpus if gpus is not None else file_exec.get("gpus", 0)
     cpus_per_run = cpus_per_run if cpus_per_run is not None else file_exec.get("cpus_per_run")
     ray_address = ray_address if ray_address is not None else file_exec.get("ray_address")
     workers = workers if workers is not None else file_exec.get("workers")
-    check_executor_settings({"gpus": gpus, "cpus_per_run": cpus_per_run,
-                              "ray_address": ray_address, "workers": workers},
-                             lambda k: f"--{k.replace('_', '-')}")
-    if executor is None or isinstance(executor, str):
+    bad = executor_problems({"gpus": gpus, "cpus_per_run": cpus_per_run,
+                             "ray_address": ray_address, "workers": workers},
+                            lambda k: f"--{k.replace('_', '-')}")
+    ex = executor
+    if not bad and (executor is None or isinstance(executor, str)):
         kind = executor or file_exec.get("executor", "local")
-        ex = make_executor(kind, gpus, ray_address, cpus_per_run, workers,
-                           **_executor_options(kind, file_exec, executor_options or {}))
-    else:
-        ex = executor
+        try:
+            ex = make_executor(kind, gpus, ray_address, cpus_per_run, workers,
+                               **_executor_options(kind, file_exec, executor_options or {}))
+        except SweepError as exc:
+            bad["executor"] = str(exc)
+    if bad or spec.invalid:  # every problem at once: the grid check reports them all
+        spec.invalid = {**spec.invalid, **{f"executor {k}": v for k, v in bad.items()}}
+        validate(spec)
 
     device = spec.settings.get("device", "auto")
     if gpus and device not in ("auto", "cuda", "cuda:0"):

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..config import RunConfig
-from ..errors import NasbenchEvalError
+from ..config import DEFAULT_OUT, RunConfig
+from ..errors import NasbenchEvalError, did_you_mean
 
 GRID_KEYS = ("methods", "spaces", "datasets", "seeds")
 # RunConfig fields that a sweep sets itself, per cell or for all of them
@@ -117,7 +117,7 @@ class SweepSpec:
     seeds: list[int] = field(default_factory=lambda: [0])
     settings: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
-    out: str = "results"
+    out: str = DEFAULT_OUT
     name: str = "sweep"
     origins: dict[str, str] = field(default_factory=dict)
     invalid: dict[str, str] = field(default_factory=dict)
@@ -244,7 +244,8 @@ def load_sweep_file(path: str | os.PathLike) -> tuple[SweepSpec, dict[str, Any]]
     for key in [k for k in data if k not in FILE_KEYS and k not in tables]:
         del data[key]
         invalid[key] = (f"{p}: field '{key}': unknown field; valid fields: "
-                        f"{', '.join((*FILE_KEYS, *tables))}")
+                        f"{', '.join((*FILE_KEYS, *tables))}"
+                        + did_you_mean(key, (*FILE_KEYS, *tables)))
     executor_options: dict[str, dict[str, Any]] = {}
     for name in [k for k in tables if k in data]:
         table = data.pop(name)
@@ -265,7 +266,9 @@ def load_sweep_file(path: str | os.PathLike) -> tuple[SweepSpec, dict[str, Any]]
         if key in data and not isinstance(data[key], str):
             invalid[key] = f"{p}: field '{key}': expected a string, got {data.pop(key)!r}"
     executor = {k: data.pop(k) for k in EXECUTOR_KEYS if k in data}
-    check_executor_settings(executor, lambda k: origins[k])
+    for key, problem in executor_problems(executor, lambda k: origins[k]).items():
+        invalid[key] = problem  # reported with the grid's other problems
+        del executor[key]
     if executor_options:
         executor["executor_options"] = executor_options
         executor["executor_options_file"] = str(p)
@@ -283,20 +286,24 @@ def executor_tables() -> dict[str, Any]:
     return {name: cls for name, cls in EXECUTORS.items() if cls.options}
 
 
-def check_executor_settings(ex: dict[str, Any], where: Callable[[str], str]) -> None:
-    """The executor settings of a sweep file or the command line, checked by type and range
-    (``where`` names a key in messages: a flag or a file field)."""
+def executor_problems(ex: dict[str, Any], where: Callable[[str], str]) -> dict[str, str]:
+    """The problems of a sweep's executor settings (a sweep file's or the command line's),
+    checked by type and range: key -> message (``where`` names a key: a flag or a file field).
+    Collected, not raised, so the grid check reports them with the grid's other problems."""
     from .executors import EXECUTORS
 
+    problems: dict[str, str] = {}
     if "executor" in ex and ex["executor"] not in EXECUTORS:
-        raise SweepError(f"{where('executor')}: unknown executor {ex['executor']!r}; "
-                         f"valid choices: {', '.join(EXECUTORS.names())}")
+        problems["executor"] = (f"{where('executor')}: unknown executor {ex['executor']!r}; "
+                                f"valid choices: {', '.join(EXECUTORS.names())}"
+                                + did_you_mean(ex["executor"], EXECUTORS.names()))
     for key, low in (("gpus", 0), ("cpus_per_run", 1), ("workers", 1)):
         v = ex.get(key)
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < low):
-            raise SweepError(f"{where(key)}: expected an integer >= {low}, got {v!r}")
+            problems[key] = f"{where(key)}: expected an integer >= {low}, got {v!r}"
     v = ex.get("ray_address")
     if v is not None and not isinstance(v, str):
-        raise SweepError(f"{where('ray_address')}: expected a string (e.g. auto or "
-                         f"ray://host:10001), got {v!r}")
+        problems["ray_address"] = (f"{where('ray_address')}: expected a string (e.g. auto or "
+                                   f"ray://host:10001), got {v!r}")
+    return problems
 

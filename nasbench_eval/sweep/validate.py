@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import fields
 from typing import Any
 
-from ..config import RunConfig, parse_log_to
-from ..errors import NasbenchEvalError
+from ..config import ConfigError, RunConfig, parse_log_to
+from ..errors import NasbenchEvalError, did_you_mean
 from ..options import OptionError, resolve_given
 from ..rundir import fingerprint
 from .spec import OWN_FIELDS, SETTING_FIELDS, Cell, SweepError, SweepSpec
@@ -44,6 +44,8 @@ def _setting_problem(name: str, value: Any) -> str | None:
         return f"expected {what}, got {value!r}"
     try:
         RunConfig(**{name: value})
+    except ConfigError as exc:  # named by where it came from (the caller's prefix)
+        return exc.problem
     except (ValueError, TypeError) as exc:
         return str(exc)
     return None
@@ -79,7 +81,8 @@ def validate(spec: SweepSpec) -> list[Cell]:
             why = ("is set by the grid, use "
                    f"{'options' if key == 'method_options' else key + 's'}"
                    if key in OWN_FIELDS - {"out", "progress"} else
-                   f"unknown setting; valid settings: {', '.join(SETTING_FIELDS)}")
+                   f"unknown setting; valid settings: {', '.join(SETTING_FIELDS)}"
+                   + did_you_mean(key, SETTING_FIELDS))
             problems.append(f"{spec.where(key)}: {why}")
         elif (why := _setting_problem(key, value)) is not None:
             problems.append(f"{spec.where(key)}: {why}")
@@ -88,8 +91,8 @@ def validate(spec: SweepSpec) -> list[Cell]:
             check_sinks(parse_log_to(spec.settings["log_to"]))
         except (NasbenchEvalError, ValueError) as exc:
             problems.append(f"{spec.where('log_to')}: {exc}")
-    if "oracle" in spec.settings and isinstance(spec.settings["oracle"], str):
-        try:
+    if isinstance(spec.settings.get("oracle"), str) and spec.settings["oracle"] != "auto":
+        try:  # auto: resolved per cell below, its options checked there
             oracle = create_oracle(spec.settings["oracle"])
             given = spec.settings.get("oracle_options")
             if isinstance(given, dict):  # checked before anything runs, as the runner does
@@ -105,10 +108,7 @@ def validate(spec: SweepSpec) -> list[Cell]:
                     cls().adapt_space(space)
                 except NasbenchEvalError as exc:
                     problems.append(f"method '{m}' does not apply to space '{s}': {exc}")
-    if problems:
-        head = ("invalid sweep grid: " if len(problems) == 1 else
-                f"invalid sweep grid ({len(problems)} problems):\n  - ")
-        raise SweepError(head + "\n  - ".join(problems))
+    _raise_problems(problems)
 
     cells = []
     for i, (m, s, d, seed) in enumerate(itertools.product(spec.methods, spec.spaces,
@@ -121,7 +121,23 @@ def validate(spec: SweepSpec) -> list[Cell]:
         except (ValueError, TypeError) as exc:  # pragma: no cover - caught per setting above
             raise SweepError(f"invalid sweep grid: {exc}") from None
         cells.append(Cell(i, cfg))
+    if spec.settings.get("oracle", "auto") == "auto" and spec.settings.get("oracle_options"):
+        for name in sorted({c.config.oracle for c in cells}):
+            try:  # the oracle each cell's auto chose must take the options
+                create_oracle(name).resolve(spec.settings["oracle_options"])
+            except NasbenchEvalError as exc:
+                problems.append(f"{spec.where('oracle_options')}: --oracle auto chose "
+                                f"'{name}' for some runs: {exc}")
+        _raise_problems(problems)
     return cells
+
+
+def _raise_problems(problems: list[str]) -> None:
+    """One :class:`SweepError` listing every problem of the grid (nothing when none)."""
+    if problems:
+        head = ("invalid sweep grid: " if len(problems) == 1 else
+                f"invalid sweep grid ({len(problems)} problems):\n  - ")
+        raise SweepError(head + "\n  - ".join(problems))
 
 
 def _load_each(names: Iterable[str], where: str, load: Callable[[str], Any],

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
 
-from ...errors import SpecError
+from ...errors import SpecError, did_you_mean
 from .ops import OPS
 
 CELL_TYPES = ("normal", "reduce")
@@ -191,7 +191,8 @@ def parse_darts_cell(data: dict[str, Any], file: str) -> SearchSpace:
     """A DARTS-style cell space: ``nodes`` and the candidate ops of every edge."""
     extra = set(data) - _TOP_KEYS
     _require(not extra, file, sorted(extra)[0] if extra else "",
-             f"unknown field; valid fields: {', '.join(sorted(_TOP_KEYS))}")
+             f"unknown field; valid fields: {', '.join(sorted(_TOP_KEYS))}"
+             + did_you_mean(sorted(extra)[0] if extra else "", _TOP_KEYS))
     _require("nodes" in data, file, "nodes", "missing (required)")
     name, family, nodes = data["name"], data["family"], data["nodes"]
     _require(isinstance(nodes, int) and not isinstance(nodes, bool) and 1 <= nodes <= 10,
@@ -210,7 +211,8 @@ def parse_darts_cell(data: dict[str, Any], file: str) -> SearchSpace:
         _require(isinstance(table, dict), file, cell, "must be a table ([normal] / [reduce])")
         bad = set(table) - _CELL_KEYS
         _require(not bad, file, f"{cell}.{sorted(bad)[0] if bad else ''}",
-                 f"unknown field; valid fields: {', '.join(sorted(_CELL_KEYS))}")
+                 f"unknown field; valid fields: {', '.join(sorted(_CELL_KEYS))}"
+                 + did_you_mean(sorted(bad)[0] if bad else "", _CELL_KEYS))
         _require(("ops" in table) != ("edge_ops" in table), file, cell,
                  "give exactly one of 'ops' (same list on every edge) or 'edge_ops' (one list per edge)")
         if "ops" in table:

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ...errors import NasbenchEvalError, SpecError
+from ...errors import NasbenchEvalError, SpecError, did_you_mean
 from ...nb101.graph import LABELS, MAX_EDGES, MAX_VERTICES, hash_classes
 from .genotype import FAMILY, Nb101Genotype
 
@@ -320,7 +320,8 @@ def parse_nb101_cell(data: dict[str, Any], file: str) -> Nb101CellSpace:
     ``output_parents``, optional ``dummy_node`` and ``published_size``."""
     extra = set(data) - _TOP_KEYS
     _req(not extra, file, sorted(extra)[0] if extra else "",
-         f"unknown field; valid fields: {', '.join(sorted(_TOP_KEYS))}")
+         f"unknown field; valid fields: {', '.join(sorted(_TOP_KEYS))}"
+         + did_you_mean(sorted(extra)[0] if extra else "", _TOP_KEYS))
     for key in ("ops", "blocks", "output_parents"):
         _req(key in data, file, key, "missing (required)")
 
@@ -329,7 +330,7 @@ def parse_nb101_cell(data: dict[str, Any], file: str) -> Nb101CellSpace:
          f"must be a non-empty list of NAS-Bench-101 op labels, got {ops!r}")
     for i, op in enumerate(ops):
         _req(isinstance(op, str) and op in LABELS, file, f"ops[{i}]",
-             f"unknown op {op!r}; valid ops: {', '.join(LABELS)}")
+             f"unknown op {op!r}; valid ops: {', '.join(LABELS)}" + did_you_mean(op, LABELS))
     _req(len(set(ops)) == len(ops), file, "ops", f"an op is listed twice: {ops}")
 
     blocks = data["blocks"]
@@ -342,7 +343,8 @@ def parse_nb101_cell(data: dict[str, Any], file: str) -> Nb101CellSpace:
         _req(isinstance(b, dict), file, where, "must be a table with 'parents'")
         bad = set(b) - _BLOCK_KEYS
         _req(not bad, file, f"{where}.{sorted(bad)[0] if bad else ''}",
-             f"unknown field; valid fields: {', '.join(sorted(_BLOCK_KEYS))}")
+             f"unknown field; valid fields: {', '.join(sorted(_BLOCK_KEYS))}"
+             + did_you_mean(sorted(bad)[0] if bad else "", _BLOCK_KEYS))
         _req("parents" in b, file, f"{where}.parents", "missing (required)")
         k = b["parents"]
         _req(_is_int(k) and 1 <= k <= i, file, f"{where}.parents",

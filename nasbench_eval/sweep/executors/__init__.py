@@ -18,8 +18,7 @@ def make_executor(kind: str, gpus: int = 0, ray_address: str | None = None,
     """The registered executor ``kind`` built from the sweep's executor settings and its own
     ``options`` (e.g. ``{"partition": "gpu"}`` for slurm; ``where(key)`` names their origin)."""
     if kind not in EXECUTORS:
-        raise SweepError(f"unknown executor {kind!r}; valid choices: "
-                         f"{', '.join(EXECUTORS.names())}")
+        raise SweepError(str(EXECUTORS.unknown(kind)))
     cls = EXECUTORS.get(kind)
     return cls.from_settings(gpus=gpus, ray_address=ray_address, cpus_per_run=cpus_per_run,
                              workers=workers, options=cls.parse_options(options or {}, where))
