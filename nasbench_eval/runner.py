@@ -26,7 +26,7 @@ from .data import BatchStream, Dataset, TorchLoaderStream, load_dataset
 from .errors import NasbenchEvalError, RunDirError
 from .execution import Execution, StepRunner, prepare_model, resolve_device, resolve_execution
 from .methods import Method, create_method
-from .oracles import Oracle, OracleContext, create_oracle
+from .oracles import Oracle, OracleContext, create_oracle, fallback_notes
 from .oracles.oneshot import accuracy
 from .resolve import legacy_resume_conflict, resolve_config
 from .rundir import (CONFIG_FILE, FINISHED, GENOTYPES_FILE, RUNNING, SUMMARY_FILE, RunRecorder,
@@ -189,6 +189,8 @@ def run(cfg: RunConfig | None = None, *, resume: bool = False,
     if cfg.progress:
         print(f"{cfg.run_id()}: {search.space.name} on {cfg.dataset}, anytime oracle "
               f"'{cfg.oracle}', {steps} steps/epoch, device {search.device}", file=sys.stderr)
+        for note in fallback_notes(search.space, cfg):
+            print(note, file=sys.stderr)
     from tqdm.auto import tqdm
 
     bar = tqdm(total=cfg.epochs * steps, initial=rec.start_epoch * steps,
