@@ -19,7 +19,7 @@ nasbench-eval run "${common[@]}" --layers 15 --epochs 20
 nasbench-eval sweep studies/nb201.toml --quiet
 sweep_s=$(( $(date +%s) - start ))
 runs="$out/runs"
-nasbench-eval leaderboard "$runs" --with-baselines --quiet --out "$out/leaderboard.csv" \
+nasbench-eval leaderboard "$runs" --with-baselines --baseline-blocks space --quiet --out "$out/leaderboard.csv" \
     > "$out/leaderboard.txt"
 nasbench-eval compare "$runs" --quiet --out "$out/compare.csv" > "$out/compare.txt"
 nasbench-eval plot "$runs" --quiet --kind param-free --kind hessian --kind seeds --kind anytime \

@@ -303,3 +303,43 @@ def test_search_runs_on_nb201(tmp_path):
     for key in ("param_free_normal", "skip_connections", "none_edges", "nb201_arch"):
         assert key in rows[0]
     Nb201Genotype.from_arch_str(rows[-1]["nb201_arch"])
+
+
+@pytest.mark.parametrize("method", ["darts-2nd", "sdarts-rs", "sdarts-adv", "maxw", "random-ws",
+                                    "darts-es", "rdarts-dp", "rdarts-l2"])
+def test_every_applicable_method_runs_on_nb201(tmp_path, method):
+    cfg = RunConfig(method=method, space="nb201", dataset="digits", seed=0, epochs=1, layers=3,
+                    channels=4, batch_size=32, max_steps_per_epoch=2, oracle="oneshot",
+                    out=str(tmp_path), bn_recalibration_batches=1, progress=False)
+    run(cfg)
+
+
+def test_msr_refuses_nb201(tmp_path):
+    cfg = RunConfig(method="msr", space="nb201", dataset="digits", epochs=1, layers=3,
+                    channels=4, max_steps_per_epoch=1, out=str(tmp_path), progress=False)
+    with pytest.raises(NasbenchEvalError, match="darts-cell"):
+        run(cfg)
+
+
+def test_train_nb201_oracle(tmp_path):
+    cfg = RunConfig(method="darts", space="nb201", dataset="digits", seed=0, epochs=1, layers=3,
+                    channels=4, batch_size=32, max_steps_per_epoch=2, oracle="train-nb201",
+                    oracle_options={"train_epochs": 1, "channels": 4},
+                    out=str(tmp_path), progress=False)
+    import csv
+
+    rows = list(csv.DictReader(open(run(cfg) / "metrics.csv")))
+    assert 0.0 <= float(rows[0]["anytime_test_error"]) <= 1.0
+    assert (tmp_path / "oracle-cache" / "train-nb201.json").is_file()
+
+
+def test_query_nb201_from_the_official_format(tmp_path):
+    from click.testing import CliRunner
+
+    from nasbench_eval.cli import main
+
+    path = build_nats_file(tmp_path, {BEST: 94.0})
+    res = CliRunner().invoke(main, ["query", "--space", "nb201", "--genotype", BEST,
+                                    "--table", str(path)])
+    assert res.exit_code == 0, res.output
+    assert "cifar10-valid   valid  200ep  97.00" in res.output

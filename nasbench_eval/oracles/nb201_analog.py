@@ -14,13 +14,14 @@ official file.
   a protocol the package does not document; the rank correlation with official figures for
   a few cells is in ``docs/nb201.md``;
 * the package has no license metadata; nothing of it is copied here, the user installs it;
-* the key encoding is not documented either. It was inferred from the data and is checked
-  against the official best cell: ops ``0 skip_connect, 1 none, 2 nor_conv_3x3,
-  3 nor_conv_1x1, 4 avg_pool_3x3`` (index 1 is the only op whose all-edges cell is at chance,
-  10%), edges ``0->1, 0->2, 0->3, 1->2, 1->3, 2->3`` (the only order under which exactly
-  the three minimal cuts of the cell, and no other triple of ``none`` edges, give 10%; the
-  reverse order is indistinguishable by cuts, and under it the table's best cell would not
-  be the benchmark's best). This is NASLib's "op indices" convention.
+* the key encoding is not documented either; it was inferred from the data: ops
+  ``0 skip_connect, 1 none, 2 nor_conv_3x3, 3 nor_conv_1x1, 4 avg_pool_3x3`` (index 1 is the
+  only op whose all-edges cell is at chance, 10%), edges ``0->1, 0->2, 0->3, 1->2, 1->3,
+  2->3`` (the only order under which exactly the three minimal cuts of the cell, and no other
+  triple of ``none`` edges, give 10%; the reversed order is indistinguishable by cuts). It is
+  NASLib's "op indices" convention as we recall it [U], and under it the table ranks the
+  cells with published official figures in the official order
+  (``benchmarks/nb201_analog_rank.py``; docs/nb201.md).
 
 **Reading it safely**: the file is a pickle, so it is read with a restricted unpickler that
 admits only the two classes of the package's records, mapped to inert stand-ins of our own;
