@@ -27,7 +27,7 @@ from .errors import NasbenchEvalError, RunDirError
 from .execution import (Execution, StepRunner, execution_resume_conflict, prepare_model,
                         resolve_device, resolve_execution)
 from .methods import Method, create_method
-from .oracles import Oracle, OracleContext, create_oracle
+from .oracles import Oracle, OracleContext, create_oracle, fallback_notes
 from .oracles.oneshot import accuracy
 from .resolve import legacy_resume_conflict, resolve_config
 from .runlog import RunLog
@@ -242,6 +242,8 @@ def _drive(opened: OpenRun, on_epoch_end: EpochCallback | None, log: RunLog) -> 
     log.say(f"{cfg.run_id()}: {search.space.name} on {cfg.dataset}, anytime oracle "
             f"'{cfg.oracle}', {steps} steps/epoch, device {search.device}",
             _stderr if cfg.progress else None)
+    for note in fallback_notes(search.space, cfg):
+        log.say(note, _stderr if cfg.progress else None)
     sinks = open_sinks(cfg.log_to, run_dir, cfg.run_id(), cfg.to_dict(), rec.history)
     from tqdm.auto import tqdm
 

@@ -36,7 +36,7 @@ def chain_family(monkeypatch):
 
 
 def test_builtin_families_are_registered_with_the_declared_interface():
-    assert FAMILIES.names() == ["darts-cell", "nb101-cell"]
+    assert FAMILIES.names() == ["darts-cell", "nb101-cell", "nb201-cell"]
     for name in ("darts-cell", "nb101-cell"):
         assert isinstance(get_family(name), SpaceFamily)
     assert family_of(load_space("s3")).name == "darts-cell"

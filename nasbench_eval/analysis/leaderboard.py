@@ -116,7 +116,9 @@ def leaderboard(runs: pd.DataFrame, metric: str = "final", *, ci: float = 0.95,
 
     ``baselines``: True (the bundled ``baselines/``), a directory, or a frame from
     :func:`load_baselines` adds published rows (``kind="published"``) for the (space, dataset)
-    blocks measured here (``baseline_blocks="all"``: every published block).
+    blocks measured here (``baseline_blocks="space"``: every published dataset of the spaces
+    measured here, e.g. NAS-Bench-201's CIFAR rows beside a search on digits; ``"all"``: every
+    published block).
     """
     parse_metric(metric)
     if runs is None or len(runs) == 0:
@@ -170,8 +172,13 @@ def leaderboard(runs: pd.DataFrame, metric: str = "final", *, ci: float = 0.95,
     if baselines is not None and baselines is not False:
         b = baselines if isinstance(baselines, pd.DataFrame) else load_baselines(
             None if baselines is True else baselines)
-        blocks = (set(zip(table["space"], table["dataset"])) if baseline_blocks == "matching"
-                  else None)
+        if baseline_blocks == "matching":
+            blocks = set(zip(table["space"], table["dataset"]))
+        elif baseline_blocks == "space":  # every published dataset of the spaces measured
+            spaces = set(table["space"])
+            blocks = {(s, d) for s, d in zip(b["space"], b["dataset"]) if s in spaces}
+        else:
+            blocks = None
         pub = published_rows(b, blocks)
         if len(pub):
             table = pd.concat([table, pub], ignore_index=True, sort=False)

@@ -67,10 +67,11 @@ def _run(body: Callable[[], Any]) -> Any:
 @click.option("--with-baselines", is_flag=True,
               help="Add the published numbers (baselines/*.csv) beside the measured rows, "
                    "marked as published.")
-@click.option("--baseline-blocks", type=Choice(["matching", "all"]), default="matching",
-              show_default=True,
-              help="With --with-baselines: only the (space, dataset) blocks measured here, or "
-                   "every published block.")
+@click.option("--baseline-blocks", type=Choice(["matching", "space", "all"]),
+              default="matching", show_default=True,
+              help="With --with-baselines: only the (space, dataset) blocks measured here, "
+                   "every published dataset of the spaces measured here, or every published "
+                   "block.")
 @click.option("--baselines-dir", type=click.Path(exists=True, file_okay=False), default=None,
               help="Directory of baseline CSVs (default: the bundled baselines/).")
 @click.option("--ci", default=0.95, show_default=True, type=float,

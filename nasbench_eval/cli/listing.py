@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+import textwrap
 from collections.abc import Callable
 from typing import Any
 
@@ -86,6 +87,9 @@ def list_oracles() -> None:
     pad = " " * 15
     for name, cls in sorted(load_oracles().items()):
         click.echo(f"{name:14s} {_first_line(cls) or _first_line(sys.modules[cls.__module__])}")
+        if cls.about:  # provenance and caveats (declared by the Oracle base, empty by default)
+            for line in textwrap.wrap(cls.about, 90):
+                click.echo(f"{pad}{line}")
         if cls.options:  # declared by the Oracle base (empty by default)
             click.echo(f"{pad}options:")
             for line in _option_lines(cls.options, pad + "  ", lambda key: f"{key}="):

@@ -44,6 +44,8 @@ class Oracle:
     """Scores a genotype. Every hook but :meth:`score` has a default."""
 
     name: ClassVar[str]
+    about: ClassVar[str] = ""
+    """Provenance and caveats, printed under the oracle by ``nasbench-eval list oracles``."""
     options: ClassVar[dict[str, Option]] = {}
     """Typed option schema (``--oracle-option KEY=VALUE``), checked by :meth:`resolve`."""
 
@@ -58,6 +60,14 @@ class Oracle:
     def unavailable_reason(cls, space: Space, cfg: Any) -> str:
         """Why :meth:`available` says no (completes "oracle X cannot score space Y: ...")."""
         return "it does not apply to this space"
+
+    @classmethod
+    def install_hint(cls, space: Space, cfg: Any) -> str:
+        """What the user could install or download so that this oracle would score
+        ``space`` (empty where it already can, or never could). The runner prints it when
+        the run's oracle comes after this one in :data:`AUTO_ORDER` (see
+        :func:`fallback_notes`). Default: nothing."""
+        return ""
 
     @classmethod
     def resolve(cls, given: Mapping[str, Any]) -> dict[str, Any]:
@@ -104,7 +114,7 @@ class NasBench101CellOracle(Oracle):
 ORACLES: Registry[type[Oracle]] = Registry("oracle", "nasbench_eval.oracles")
 """Oracle name -> class; filled by this package's modules and plugins."""
 
-AUTO_ORDER = ("nasbench101", "oneshot")
+AUTO_ORDER = ("nasbench101", "nasbench201", "nb201-analog", "oneshot")
 """Preference of ``--oracle auto``: the first of these whose ``available(space, cfg)`` says
 yes."""
 
@@ -127,6 +137,22 @@ def resolve_auto_oracle(space: Space, cfg: RunConfig) -> str:
         if name in oracles and oracles[name].available(space, cfg):
             return name
     raise RuntimeError(f"no oracle of {AUTO_ORDER} is available")  # oneshot always is
+
+
+def fallback_notes(space: Space, cfg: RunConfig) -> list[str]:
+    """The :meth:`Oracle.install_hint` of every oracle ranked before ``cfg.oracle`` in
+    :data:`AUTO_ORDER` (e.g. "the offline NAS-Bench-201 table needs pip install ..." on a
+    run that fell back to ``oneshot``)."""
+    oracles = ORACLES.all()
+    notes = []
+    for name in AUTO_ORDER:
+        if name == cfg.oracle:
+            break
+        if name in oracles:
+            hint = oracles[name].install_hint(space, cfg)
+            if hint:
+                notes.append(f"note: oracle '{name}' not used: {hint}")
+    return notes
 
 
 def create_oracle(name: str) -> Oracle:

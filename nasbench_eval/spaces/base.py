@@ -136,6 +136,10 @@ class SpaceFamily:
     maps_to_nasbench101: ClassVar[bool] = False
     """Whether :meth:`nasbench101_spec` maps this family's genotypes to NAS-Bench-101 cells
     (then the ``nasbench101`` table oracle and the ``train`` oracle apply)."""
+    maps_to_nasbench201: ClassVar[bool] = False
+    """Whether :meth:`nasbench201_arch` names this family's genotypes as NAS-Bench-201
+    architecture strings (then the ``nasbench201`` and ``nb201-analog`` table oracles and the
+    ``train-nb201`` oracle apply)."""
 
     # ------------------------------------------------------------------ specs
     def parse(self, data: dict[str, Any], file: str) -> Space:
@@ -182,6 +186,12 @@ class SpaceFamily:
         :attr:`maps_to_nasbench101`)."""
         raise GenotypeError(f"genotypes of space family '{self.name}' do not map to "
                             f"NAS-Bench-101 cells")
+
+    def nasbench201_arch(self, genotype: Genotype) -> str:
+        """The NAS-Bench-201 architecture string of ``genotype`` (when
+        :attr:`maps_to_nasbench201`)."""
+        raise GenotypeError(f"genotypes of space family '{self.name}' are not NAS-Bench-201 "
+                            f"cells (spaces such as nb201)")
 
 
 __all__ = ["GENERIC_EVALUATION", "EvalNetwork", "Genotype", "GenotypeError", "Space",

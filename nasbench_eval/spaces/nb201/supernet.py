@@ -1,0 +1,160 @@
+"""The NAS-Bench-201 search supernet (the ``nb201-cell`` family's).
+
+The benchmark paper's search network: stem, three stages of search cells with a residual block
+halving the resolution and doubling the channels between them (N = 5 cells per stage and 16
+channels at the reference setting: ``--layers 15 --channels 16``), BN + ReLU, global pooling,
+a linear classifier. Search cells use BN without affine parameters. Every cell shares one
+weight tensor ``"cell"`` of shape (edges, candidates); a mixed edge is the weighted sum of its
+candidates (``none`` contributes zero and is not computed).
+
+The supernet seam (:mod:`nasbench_eval.spaces.supernet`): :meth:`Nb201Supernet.candidates`,
+``classifier``, :meth:`Nb201Supernet.set_edge_forward` (sampled or partial edges),
+:meth:`Nb201Supernet.set_drop_path` (scope ``"op"``: each non-identity candidate's output,
+or ``"edge"``: each mixed edge's output) and :meth:`Nb201Supernet.set_fused_edges` (accepted
+and ignored: no fused path, see ``docs/nb201.md``).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+from torch import Tensor, nn
+
+from ..supernet import Candidate, EdgeCall, EdgeForward, SupernetBase, SupernetSeamError
+from .genotype import edge_list
+from .ops import Identity, build_op, build_skeleton, head
+
+KEY = "cell"
+"""The architecture-weight key: one (edges, candidates) tensor shared by every cell."""
+DROP_PATH_SCOPES = ("op", "edge")
+
+
+def drop_path(x: Tensor, p: float) -> Tensor:
+    """Zero whole examples with probability ``p`` (global RNG), rescaling the kept ones."""
+    keep = 1.0 - p
+    mask = torch.empty((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype,
+                       device=x.device).bernoulli_(keep)
+    return x * (mask / keep)
+
+
+class MixedEdge(nn.Module):
+    """All candidates of one edge: ``sum_k w[k] * op_k(x)`` over the candidates with a
+    module (``none`` has none)."""
+
+    def __init__(self, op_names: tuple[str, ...], channels: int):
+        super().__init__()
+        self.op_names = op_names
+        self.columns = [k for k, name in enumerate(op_names) if name != "none"]
+        self.ops = nn.ModuleList(build_op(op_names[k], channels, affine=False)
+                                 for k in self.columns)
+
+    def forward(self, x: Tensor, w: Tensor, drop_prob: float = 0.0) -> Tensor:
+        drop = drop_prob > 0.0 and self.training
+        out = None
+        for k, op in zip(self.columns, self.ops):
+            h = op(x)
+            if drop and not isinstance(op, Identity):
+                h = drop_path(h, drop_prob)
+            y = w[k] * h
+            out = y if out is None else out + y
+        if out is None:  # an edge whose only candidate is none
+            return torch.zeros_like(x)
+        return out
+
+
+class SearchCell(nn.Module):
+    """Node j = sum over i < j of mixed edge (i -> j) on node i; the last node is the output."""
+
+    def __init__(self, nodes: int, op_names: tuple[str, ...], channels: int, index: int):
+        super().__init__()
+        self.nodes = nodes
+        self.edge_index = edge_list(nodes)
+        self.edges = nn.ModuleList(MixedEdge(op_names, channels) for _ in self.edge_index)
+        self.index = index
+        self.edge_forward: EdgeForward | None = None
+
+    def forward(self, x: Tensor, w: Tensor, drop_prob: float, drop_scope: str) -> Tensor:
+        op_prob = drop_prob if drop_scope == "op" else 0.0
+        edge_drop = drop_prob > 0.0 and drop_scope == "edge" and self.training
+        states = [x]
+        e = 0
+        for t in range(1, self.nodes):
+            total = None
+            for s in range(t):
+                y = self._edge(e, states[s], w[e], op_prob)
+                if edge_drop:
+                    y = drop_path(y, drop_prob)
+                total = y if total is None else total + y
+                e += 1
+            states.append(total)
+        return states[-1]
+
+    def _edge(self, e: int, x: Tensor, w: Tensor, op_prob: float) -> Tensor:
+        edge = self.edges[e]
+        if self.edge_forward is None:
+            return edge(x, w, op_prob)
+        call = EdgeCall(self.index, KEY, e, tuple(edge.op_names), tuple(edge.columns),
+                        tuple(edge.ops), lambda x_, w_: edge(x_, w_, op_prob))
+        return self.edge_forward(call, x, w)
+
+
+class Nb201Supernet(SupernetBase):
+    """Stem, 3 stages of ``layers`` search cells in all (residual blocks between stages),
+    BN + ReLU, global pool, classifier; ``forward(x, {"cell": W})``."""
+
+    def __init__(self, nodes: int, ops: tuple[str, ...], channels: int = 16, layers: int = 15,
+                 num_classes: int = 10, in_channels: int = 3):
+        super().__init__()
+        self.nodes, self.op_names = nodes, ops
+        self.n_edges = len(edge_list(nodes))
+        self._cells: list[SearchCell] = []
+
+        def make_cell(c: int) -> SearchCell:
+            cell = SearchCell(nodes, ops, c, len(self._cells))
+            self._cells.append(cell)
+            return cell
+
+        build_skeleton(self, make_cell, channels, layers, num_classes, in_channels)
+        self.drop_path_prob: float = 0.0
+        self.drop_path_scope: str = "op"
+
+    def arch_shapes(self) -> dict[str, tuple[int, int]]:
+        return {KEY: (self.n_edges, len(self.op_names))}
+
+    def cells(self) -> list[SearchCell]:
+        """The search cells, input to output."""
+        return [m for m, c in zip(self.layers, self.is_cell) if c]
+
+    def forward(self, x: Tensor, weights: dict[str, Tensor]) -> Tensor:
+        w = weights[KEY]
+        p = float(self.drop_path_prob) if self.training else 0.0
+        h = self.stem(x)
+        for layer, is_cell in zip(self.layers, self.is_cell):
+            h = layer(h, w, p, self.drop_path_scope) if is_cell else layer(h)
+        return head(self, h)
+
+    # ------------------------------------------------------------------ the supernet seam
+    def candidates(self) -> Iterator[Candidate]:
+        """Every candidate with a module (``none`` has none), cell by cell, edge by edge."""
+        for cell in self.cells():
+            for e, edge in enumerate(cell.edges):
+                for k, op in zip(edge.columns, edge.ops):
+                    yield Candidate(cell.index, KEY, e, k, edge.op_names[k], op)
+
+    def set_edge_forward(self, fn: EdgeForward | None) -> None:
+        for cell in self.cells():
+            cell.edge_forward = fn
+
+    def set_drop_path(self, prob: float, scope: str = "op") -> None:
+        if scope not in DROP_PATH_SCOPES:
+            raise SupernetSeamError(f"drop-path scope must be one of "
+                                    f"{', '.join(DROP_PATH_SCOPES)}, got {scope!r}")
+        if not 0.0 <= prob < 1.0:
+            raise SupernetSeamError(f"drop-path probability must be in [0, 1), got {prob!r}")
+        self.drop_path_prob, self.drop_path_scope = float(prob), scope
+
+    def set_fused_edges(self, enabled: bool) -> None:
+        """No fused path for NAS-Bench-201 cells (docs/nb201.md says why): ignored."""
+
+
+__all__ = ["KEY", "MixedEdge", "Nb201Supernet", "SearchCell"]
