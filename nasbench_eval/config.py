@@ -25,7 +25,8 @@ GLOBAL_DEFAULTS: dict[str, Any] = {"batch_size": 64, "train_portion": 0.5}
 # added after run ids existed. A field in _NEUTRAL_FIELDS is left out of the run id while it
 # has that value, so every run id written before the field existed stays what it was.
 GLOBAL_DEFAULTS.update({"lr_schedule": "cosine", "w_lr_min": 0.001, "lr_warmup": 0})
-_NEUTRAL_FIELDS: dict[str, Any] = {"lr_warmup": 0, "hessian_weight_decay": True}
+_NEUTRAL_FIELDS: dict[str, Any] = {"lr_warmup": 0, "hessian_weight_decay": True,
+                                   "oracle_every": 1}  # issue 22
 
 # Fields that say where or how a run executes, not what it computes; excluded from the run id
 # (and from the analysis's "setting" of a run). The execution settings (execution.py) are here
@@ -104,6 +105,9 @@ class RunConfig:
     # cache exists)
     oracle: str = "auto"
     oracle_options: dict[str, Any] = field(default_factory=dict)
+    # score every k epochs and always at the last (the other rows leave the score empty), to
+    # bound an expensive oracle's share of a search
+    oracle_every: int = 1
     bn_recalibration_batches: int = 20
     # method-specific options (validated by the method itself)
     method_options: dict[str, Any] = field(default_factory=dict)
@@ -139,6 +143,9 @@ class RunConfig:
         if not isinstance(self.bn_recalibration_batches, int) or self.bn_recalibration_batches < 1:
             raise ValueError(f"bn_recalibration_batches must be >= 1 (the one-shot oracle "
                              f"re-estimates BN on them), got {self.bn_recalibration_batches!r}")
+        if not isinstance(self.oracle_every, int) or self.oracle_every < 1:
+            raise ValueError(f"oracle_every must be a positive integer (score every k epochs "
+                             f"and at the last), got {self.oracle_every!r}")
         if self.hessian_every < 0:
             raise ValueError(f"hessian_every must be >= 0, got {self.hessian_every}")
         if self.lr_warmup is not None and (not isinstance(self.lr_warmup, int)

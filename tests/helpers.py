@@ -4,7 +4,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-TIME_COLUMNS = {"epoch_time_s", "wall_time_s"}
+TIME_COLUMNS = {"epoch_time_s", "wall_time_s", "oracle_time_s", "oracle_train_time_s"}
 """Columns that differ between otherwise identical runs."""
 
 

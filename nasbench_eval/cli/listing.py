@@ -90,4 +90,11 @@ def list_oracles() -> None:
             click.echo(f"{pad}options:")
             for line in _option_lines(cls.options, pad + "  ", lambda key: f"{key}="):
                 click.echo(line)
-    click.echo(f"\nauto: the first available of {', '.join(AUTO_ORDER)}")
+    from ..data import DATASETS
+    from ..spaces import FAMILIES
+
+    measured = [f"{family.name} on {dataset}: {', '.join(names)}"
+                for family in FAMILIES.all().values() for dataset in DATASETS
+                for names in [family.measured_oracles(dataset)] if names]
+    click.echo(f"\nauto: the first available of {AUTO_ORDER[0]}, the space family's measured "
+               f"choice for the dataset ({'; '.join(measured) or 'none'}), {AUTO_ORDER[-1]}")
