@@ -91,10 +91,11 @@ def list_oracles() -> None:
             for line in _option_lines(cls.options, pad + "  ", lambda key: f"{key}="):
                 click.echo(line)
     from ..data import DATASETS
-    from ..spaces import FAMILIES
+    from ..spaces import builtin_spaces, family_of, load_space
 
-    measured = [f"{family.name} on {dataset}: {', '.join(names)}"
-                for family in FAMILIES.all().values() for dataset in DATASETS
-                for names in [family.measured_oracles(dataset)] if names]
-    click.echo(f"\nauto: the first available of {AUTO_ORDER[0]}, the space family's measured "
-               f"choice for the dataset ({'; '.join(measured) or 'none'}), {AUTO_ORDER[-1]}")
+    spaces = [load_space(name) for name in builtin_spaces()]
+    measured = [f"{space.name} on {dataset}: {', '.join(names)}"
+                for space in spaces for dataset in DATASETS
+                for names in [family_of(space).measured_oracles(dataset, space.name)] if names]
+    click.echo(f"\nauto: the first available of {AUTO_ORDER[0]}, the measured choice for the "
+               f"space and dataset ({'; '.join(measured) or 'none'}), {AUTO_ORDER[-1]}")

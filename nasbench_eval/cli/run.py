@@ -54,9 +54,9 @@ def build() -> click.Command:
     @click.option("--max-steps-per-epoch", default=None, type=int, help="Cap steps per epoch (quick looks).")
     @click.option("--oracle", default=_D.oracle, show_default=True,
                   help="Anytime scorer of the derived architecture: auto (NAS-Bench-101 table on "
-                       "1Shot1 spaces when imported, else what measured best for the space's "
-                       "family and dataset: train on digits DARTS cells, else oneshot), oneshot, "
-                       "nasbench101, train (see `list oracles`).")
+                       "1Shot1 spaces when imported, else what measured best for the space and "
+                       "dataset (s3 on digits: train), else oneshot), oneshot, nasbench101, "
+                       "train (see `list oracles`).")
     @click.option("--oracle-every", default=_D.oracle_every, show_default=True, type=int,
                   help="Score the derived architecture every k epochs and at the last (the "
                        "other epochs' anytime_test_error stays empty).")

@@ -126,7 +126,8 @@ def load_oracles() -> dict[str, type[Oracle]]:
 
 def auto_order(space: Space, cfg: RunConfig | None) -> tuple[str, ...]:
     """The oracles ``--oracle auto`` tries for ``space`` under ``cfg``, in order."""
-    measured = family_of(space).measured_oracles(cfg.dataset) if cfg is not None else ()
+    measured = (family_of(space).measured_oracles(cfg.dataset, space.name) if cfg is not None
+                else ())
     return (*AUTO_ORDER[:-1], *measured, AUTO_ORDER[-1])
 
 

@@ -185,10 +185,10 @@ class SpaceFamily:
         NAS-Bench-101 cells are trained as those cells and are not asked."""
         return None
 
-    def measured_oracles(self, dataset: str) -> tuple[str, ...]:
-        """Oracles that ``--oracle auto`` prefers for this family's genotypes on ``dataset``
-        because a measurement showed they rank architectures best (tried in this order,
-        after the NAS-Bench-101 table and before ``oneshot``); default none."""
+    def measured_oracles(self, dataset: str, space: str | None) -> tuple[str, ...]:
+        """Oracles that ``--oracle auto`` prefers for genotypes of ``space`` (its name) on
+        ``dataset`` because a measurement showed they agree best with a long training (tried
+        in this order, after the NAS-Bench-101 table and before ``oneshot``); default none."""
         return ()
 
     def nasbench101_spec(self, genotype: Genotype) -> Any:
