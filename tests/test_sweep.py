@@ -205,8 +205,7 @@ def test_killed_sweep_resumes_every_run_exactly_once(tmp_path):
     res = invoke(*args[:-1])  # the same command again, with its progress lines
     assert res.exit_code == 0, res.output
     assert "1 of 2 runs already done" in res.output and "resuming after epoch" in res.output
-    assert sorted(p.name for p in out.iterdir()) == sorted([first.name, second.name, "sweeps",
-                                                            "oracle-cache"])
+    assert sorted(p.name for p in out.iterdir()) == sorted([first.name, second.name, "sweeps"])
     for run_dir in (first, second):
         rows = metrics(run_dir)
         assert [r["epoch"] for r in rows] == ["0", "1", "2"]  # every epoch once
