@@ -27,7 +27,8 @@ GLOBAL_DEFAULTS: dict[str, Any] = {"batch_size": 64, "train_portion": 0.5}
 # added after run ids existed. A field in _NEUTRAL_FIELDS is left out of the run id while it
 # has that value, so every run id written before the field existed stays what it was.
 GLOBAL_DEFAULTS.update({"lr_schedule": "cosine", "w_lr_min": 0.001, "lr_warmup": 0})
-_NEUTRAL_FIELDS: dict[str, Any] = {"lr_warmup": 0, "hessian_weight_decay": True}
+_NEUTRAL_FIELDS: dict[str, Any] = {"lr_warmup": 0, "hessian_weight_decay": True,
+                                   "oracle_every": 1}  # issue 22
 
 DEFAULT_OUT = "runs"
 """Where ``run``, ``sweep`` and ``evaluate --genotype`` make their directories by default:
@@ -183,6 +184,9 @@ class RunConfig:
     # cache exists)
     oracle: str = "auto"
     oracle_options: dict[str, Any] = field(default_factory=dict)
+    # score every k epochs and always at the last (the other rows leave the score empty), to
+    # bound an expensive oracle's share of a search
+    oracle_every: int = 1
     bn_recalibration_batches: int = 20
     # method-specific options (validated by the method itself)
     method_options: dict[str, Any] = field(default_factory=dict)
@@ -242,6 +246,9 @@ class RunConfig:
                     strict and value == 0):
                 raise ConfigError(name, f"expected a finite number {'>' if strict else '>='} "
                                         f"0, got {value!r}")
+        if not _is_int(self.oracle_every) or self.oracle_every < 1:
+            raise ConfigError("oracle_every", f"expected a positive integer (score every k "
+                                              f"epochs and at the last), got {self.oracle_every!r}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

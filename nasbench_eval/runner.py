@@ -135,9 +135,12 @@ def _summarize(genotypes: list[dict[str, Any]]) -> Callable[[list[dict[str, Any]
 
     def summarize(history: list[dict[str, Any]]) -> dict[str, Any]:
         last = history[-1] if history else {}
-        errors = [r["anytime_test_error"] for r in history]
+        # epochs left unscored by --oracle-every hold None; the last epoch is always scored,
+        # so "final" is the last score (of an unfinished run: the latest one)
+        errors = [r["anytime_test_error"] for r in history
+                  if r.get("anytime_test_error") is not None]
         return dict(final_genotype=genotypes[-1]["genotype"] if genotypes else None,
-                    final_test_error=last.get("anytime_test_error"),
+                    final_test_error=errors[-1] if errors else None,
                     best_test_error=min(errors) if errors else None,
                     final_val_acc=last.get("val_acc"),
                     final_param_free_fraction=last.get("param_free_normal"))
@@ -258,11 +261,7 @@ def _drive(opened: OpenRun, on_epoch_end: EpochCallback | None, log: RunLog) -> 
                 row, stop_reason = _run_epoch(search, rec, genotypes, epoch, bar)
                 if row is None:  # diverged, and recorded as such
                     return run_dir
-                log.say(f"epoch {epoch + 1}/{cfg.epochs}  train_acc {row['train_acc']:.3f}  "
-                        f"val_acc {row['val_acc']:.3f}  anytime_test_err "
-                        f"{row['anytime_test_error']:.3f}  param_free "
-                        f"{row.get('param_free_normal', float('nan')):.2f}"
-                        f"  ({_epoch_times(row, time.perf_counter() - t_epoch)})",
+                log.say(_epoch_line(cfg, epoch, row, time.perf_counter() - t_epoch),
                         bar.write if cfg.progress else None)
                 sinks.epoch(lambda: epoch_record(search, row, genotypes[-1]))
                 if on_epoch_end is not None:
@@ -306,6 +305,27 @@ def _epoch_times(row: dict[str, Any], total_s: float) -> str:
             f"{max(total_s - search_s, 0.0):.1f}s")
 
 
+def _epoch_line(cfg: RunConfig, epoch: int, row: dict[str, Any], total_s: float) -> str:
+    """The per-epoch progress line: the search's numbers, the score and what it cost, and the
+    epoch's whole wall time (``total_s``) with its parts."""
+    err = row["anytime_test_error"]
+    if err is None:
+        score = "anytime_test_err -"
+    else:
+        cached = " cached" if row.get("oracle_cached") else ""
+        score = (f"anytime_test_err {err:.3f} ({cfg.oracle} {row['oracle_time_s']:.1f}s"
+                 f"{cached})")
+    return (f"epoch {epoch + 1}/{cfg.epochs}  train_acc {row['train_acc']:.3f}  val_acc "
+            f"{row['val_acc']:.3f}  {score}  param_free "
+            f"{row.get('param_free_normal', float('nan')):.2f}  ({_epoch_times(row, total_s)})")
+
+
+def scores_epoch(cfg: RunConfig, epoch: int, stopping: bool = False) -> bool:
+    """Whether the oracle scores ``epoch``: every ``oracle_every``-th, the last, and the one
+    a method stops the search at."""
+    return stopping or (epoch + 1) % cfg.oracle_every == 0 or epoch == cfg.epochs - 1
+
+
 def _run_epoch(search: Search, rec: RunRecorder, genotypes: list[dict[str, Any]], epoch: int,
                bar, row: dict[str, Any] | None = None, t0: float | None = None
                ) -> tuple[dict[str, Any] | None, Any]:
@@ -318,17 +338,24 @@ def _run_epoch(search: Search, rec: RunRecorder, genotypes: list[dict[str, Any]]
         return None, None
     stop_reason = row.pop("stop_reason", None)  # a method may end the search early
     genotype = search.method.derive()
-    score = search.oracle.score(genotype, search.oracle_context())
+    score: dict[str, Any] = {"test_error": None}
+    t_oracle = time.perf_counter()
+    if scores_epoch(search.cfg, epoch, stopping=bool(stop_reason)):
+        score = search.oracle.score(genotype, search.oracle_context())
+    oracle_time = time.perf_counter() - t_oracle
     rec.wall += time.perf_counter() - t0
     row.update(anytime_test_error=score["test_error"], **genotype.metrics(),
                wall_time_s=round(rec.wall, 3))
+    if score["test_error"] is not None:
+        row["oracle_time_s"] = round(oracle_time, 3)
     row.update({f"oracle_{k}": v for k, v in score.items() if k != "test_error"})
     genotypes.append({"epoch": epoch, "genotype": genotype.to_dict()})
     rec.record_epoch(row, {"supernet": search.supernet.state_dict(),
                            "method": search.method.state_dict(), "genotypes": genotypes},
                      files={GENOTYPES_FILE: "".join(json.dumps(g) + "\n" for g in genotypes)})
+    err = row["anytime_test_error"]
     bar.set_postfix(epoch=epoch, val_acc=f"{row['val_acc']:.3f}",
-                    test_err=f"{row['anytime_test_error']:.3f}")
+                    test_err="-" if err is None else f"{err:.3f}")
     return row, stop_reason
 
 
@@ -376,3 +403,36 @@ def epoch_row(search: Search, epoch: int, sums: dict[str, torch.Tensor], t0: flo
                                                    search.val_eval)
     row["epoch_time_s"] = round(time.perf_counter() - t0, 3)
     return row
+
+
+# ----------------------------------------------------------------------------- reference
+
+REFERENCE_SEED = 0
+"""Seed of the random cells :func:`reference_scores` draws: the same cells for every run of a
+space, so a results directory's train-oracle cache trains them once."""
+
+
+def reference_scores(run_dir: str | Path, n_random: int = 3) -> dict[str, Any]:
+    """What a finished run's final anytime error can be judged against: the test error of
+    ``n_random`` random cells of the space scored by the run's own oracle (with the run's
+    final supernet weights, for the one-shot oracle) and the error of guessing (1 - 1/classes).
+
+    Not written anywhere: ``nasbench-eval run`` prints it after the search."""
+    from .rundir import CHECKPOINT_FILE, load_checkpoint
+
+    run_dir = Path(run_dir)
+    doc = read_json(run_dir / CONFIG_FILE)
+    if not isinstance(doc, dict) or not isinstance(doc.get("config"), dict):
+        raise RunDirError(f"{run_dir / CONFIG_FILE} is missing or unreadable")
+    search = build_search(RunConfig.from_dict(doc["config"]))
+    ckpt = run_dir / CHECKPOINT_FILE
+    if ckpt.exists():
+        search.supernet.load_state_dict(load_checkpoint(ckpt, search.device)["supernet"])
+    g = torch.Generator().manual_seed(REFERENCE_SEED)
+    errors, genotypes = [], []
+    for _ in range(n_random):
+        genotype = search.space.sample_genotype(g)
+        errors.append(search.oracle.score(genotype, search.oracle_context())["test_error"])
+        genotypes.append(genotype.to_dict())
+    return {"oracle": search.cfg.oracle, "random_test_errors": errors,
+            "random_genotypes": genotypes, "chance_error": 1.0 - 1.0 / search.data.num_classes}

@@ -4,8 +4,10 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-TIME_COLUMNS = {"epoch_time_s", "wall_time_s"}
-"""Columns that differ between otherwise identical runs."""
+TIME_COLUMNS = {"epoch_time_s", "wall_time_s", "oracle_time_s", "oracle_train_time_s",
+                "oracle_cached"}
+"""Columns that differ between otherwise identical runs (``oracle_cached``: whether another
+run of the results directory trained the cell first)."""
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, str]]:

@@ -23,6 +23,7 @@ from nasbench_eval.nb101.graph import (LABELS, GraphError, ModelSpec, hash_class
                                        module_hash)
 from nasbench_eval.oracles import OracleContext
 from nasbench_eval.oracles.train import TrainOracle
+from nasbench_eval.oracles.train_recipes import NasBench101Recipe
 from nasbench_eval.spaces import load_space
 from nasbench_eval.spaces.nb101.space import (Nb101Genotype, count_cells,
                                              parent_configurations)
@@ -421,15 +422,24 @@ def test_train_oracle_trains_once_per_hash(tmp_path):
         TrainOracle(epochs=3)
 
 
-def test_train_oracle_refuses_darts_genotypes(tmp_path):
-    from nasbench_eval.spaces.darts.genotype import derive_genotype
-
-    ctx = _ctx(tmp_path, space="s3")
-    g = derive_genotype(ctx.space, {k: torch.rand(*v) for k, v in ctx.space.arch_shapes().items()})
-    with pytest.raises(NasbenchEvalError, match="oneshot"):
-        TrainOracle().score(g, ctx)
-    assert not TrainOracle.available(ctx.space, ctx.cfg)
-    assert TrainOracle.available(load_space("nb1shot1-1"), ctx.cfg)
+def test_train_oracle_keeps_its_nasbench101_cache_keys(tmp_path):
+    # the key and the entry written by the NAS-Bench-101-only oracle (commit 5dce202) for this
+    # cell and these settings: generalising the oracle to other families must not orphan them
+    ctx = _ctx(tmp_path)
+    g = ctx.space.sample_genotype(torch.Generator().manual_seed(0))
+    oracle = TrainOracle(train_epochs=2, channels=4)
+    assert oracle.cache_key(g, ctx) == "56a9e6fa70e1e77aaabe991dcc04e6b4/9dd0d392a222"
+    entry = dict(oracle.score(g, ctx))
+    doc = json.loads((tmp_path / "oracle-cache" / "train.json").read_text())
+    stored = doc["entries"]["56a9e6fa70e1e77aaabe991dcc04e6b4/9dd0d392a222"]
+    assert stored["settings"] == {
+        "batch_size": 8, "cells_per_stack": 1, "channels": 4, "dataset": "digits",
+        "dataset_options": {}, "grad_clip": 5.0, "lr": 0.05, "max_steps_per_epoch": 2,
+        "momentum": 0.9, "seed": 0, "train_epochs": 2, "train_portion": 0.5,
+        "weight_decay": 0.0001}
+    assert entry["test_error"] == pytest.approx(0.6666666567325592, abs=1e-9)
+    with pytest.raises(NasbenchEvalError, match="'cells' does not apply to NAS-Bench-101"):
+        TrainOracle(cells=3).score(g, ctx)
 
 
 # ============================================================================ end to end
@@ -446,7 +456,7 @@ def test_sdarts_adv_on_space3_with_train_oracle(tmp_path):
     assert len(rows) == 2
     for r in rows:
         assert len(r["nb101_hash"]) == 32 and 0.0 <= float(r["anytime_test_error"]) <= 1.0
-        assert r["oracle_train_epochs"] == str(TrainOracle.options["train_epochs"].default)
+        assert r["oracle_train_epochs"] == str(NasBench101Recipe.BUDGET["train_epochs"])
     sp = load_space("nb1shot1-3")
     g = sp.genotype_from_dict(summary["final_genotype"])
     assert g.hash() == rows[-1]["nb101_hash"]

@@ -149,7 +149,8 @@ def test_config_resolution_happens_once_outside_the_config(tmp_path):
     open_cfg = RunConfig(method="msr", space="s3")
     assert (open_cfg.batch_size, open_cfg.train_portion, open_cfg.oracle) == (None, None, "auto")
     cfg = resolve_config(open_cfg)
-    assert (cfg.batch_size, cfg.train_portion, cfg.oracle) == (128, 0.8, "oneshot")
+    # issue 22: on DARTS cells with digits auto takes the measured choice, the train oracle
+    assert (cfg.batch_size, cfg.train_portion, cfg.oracle) == (128, 0.8, "train")
     assert resolve_config(cfg) == cfg
     assert resolve_config(RunConfig(method="darts", batch_size=8)).batch_size == 8
     assert resolve_config(RunConfig(method="darts")).train_portion == 0.5

@@ -64,7 +64,8 @@ def test_parse_seeds():
 def test_local_sweep_runs_the_grid_and_indexes_it(local_sweep):
     out, output = local_sweep
     ids = expected_run_ids(["darts", "sdarts-rs"], ["s2", "s3"], [0, 1], 1, out)
-    assert sorted(p.name for p in out.iterdir()) == sorted(ids + ["sweeps"])
+    # --oracle auto on digits DARTS cells is the train oracle: its cache sits beside the runs
+    assert sorted(p.name for p in out.iterdir()) == sorted(ids + ["sweeps", "oracle-cache"])
     for run_id in ids:
         summary = json.loads((out / run_id / "summary.json").read_text())
         assert summary["status"] == "finished" and len(metrics(out / run_id)) == 1
@@ -98,8 +99,9 @@ def test_ray_sweep_gives_the_same_run_ids_and_metrics(local_sweep, tmp_path):
     finally:
         ray.shutdown()
     assert index["counts"] == {"finished": 8}
-    ids = sorted(p.name for p in out.iterdir() if p.name != "sweeps")
-    assert ids == sorted(p.name for p in local_out.iterdir() if p.name != "sweeps")
+    ids = sorted(p.name for p in out.iterdir() if p.name not in ("sweeps", "oracle-cache"))
+    assert ids == sorted(p.name for p in local_out.iterdir()
+                         if p.name not in ("sweeps", "oracle-cache"))
     for run_id in ids:
         assert metrics(out / run_id) == metrics(local_out / run_id), run_id
         assert ((out / run_id / "genotypes.jsonl").read_text()

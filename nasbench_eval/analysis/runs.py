@@ -394,8 +394,12 @@ def metric_values(runs: pd.DataFrame, metric: str = "final") -> pd.DataFrame:
     error over the epochs, finished runs only (its architecture's param-free fraction from
     metrics.csv). ``anytime-at-E``: the error after E search epochs, from every run that
     completed E epochs whatever its status (a later divergence does not undo epoch E).
+    Epochs a run left unscored (``--oracle-every k``: every k-th epoch and the last are
+    scored) give no value: ``best`` takes the lowest score, ``anytime-at-E`` is NaN for such
+    a run, with a warning that names the epoch.
     """
     kind, e = parse_metric(metric)
+    unscored = 0
     err = pd.Series(np.nan, index=runs.index, dtype=float)
     pf = pd.Series(np.nan, index=runs.index, dtype=float)
     finished = runs["status"] == "finished"
@@ -431,6 +435,11 @@ def metric_values(runs: pd.DataFrame, metric: str = "final") -> pd.DataFrame:
                 raise AnalysisError(f"{r['path']}: summary.json says {int(r['epochs_done'])} "
                                     f"epochs done but metrics.csv has no epoch {e - 1} row")
             j = hit[-1]
+            unscored += int(pd.isna(m.at[j, "anytime_test_error"]))
         err[i] = m.at[j, "anytime_test_error"]
         pf[i] = m.at[j, "param_free_normal"] if "param_free_normal" in m.columns else np.nan
+    if unscored:
+        warnings.warn(f"{unscored} run(s) reached epoch {e} but did not score it (not scored: "
+                      f"they ran with --oracle-every); they give no value for {metric}",
+                      stacklevel=2)
     return pd.DataFrame({"error": err, "param_free": pf})

@@ -94,7 +94,15 @@ def list_oracles() -> None:
             click.echo(f"{pad}options:")
             for line in _option_lines(cls.options, pad + "  ", lambda key: f"{key}="):
                 click.echo(line)
-    click.echo(f"\nauto: the first available of {', '.join(AUTO_ORDER)}")
+    from ..data import DATASETS
+    from ..spaces import builtin_spaces, family_of, load_space
+
+    spaces = [load_space(name) for name in builtin_spaces()]
+    measured = [f"{space.name} on {dataset}: {', '.join(names)}"
+                for space in spaces for dataset in DATASETS
+                for names in [family_of(space).measured_oracles(dataset, space.name)] if names]
+    click.echo(f"\nauto: the first available of {AUTO_ORDER[0]}, the measured choice for the "
+               f"space and dataset ({'; '.join(measured) or 'none'}), {AUTO_ORDER[-1]}")
 
 
 @list_.command(name="sinks")

@@ -71,8 +71,12 @@ def build() -> click.Command:
     @click.option("--max-steps-per-epoch", default=None, type=int, help="Cap steps per epoch (quick looks).")
     @click.option("--oracle", default=_D.oracle, show_default=True,
                   help=f"Anytime scorer of the derived architecture: {names['oracle']}; auto: "
-                       f"the NAS-Bench-101 table on 1Shot1 spaces when imported, else oneshot "
+                       f"a table where one applies (NAS-Bench-101 / -201), else what measured "
+                       f"best for the space and dataset (s3 on digits: train), else oneshot "
                        f"(see `list oracles`).")
+    @click.option("--oracle-every", default=_D.oracle_every, show_default=True, type=int,
+                  help="Score the derived architecture every k epochs and at the last (the "
+                       "other epochs' anytime_test_error stays empty).")
     @click.option("--oracle-option", "oracle_options", multiple=True, metavar="KEY=VALUE",
                   help="Oracle-specific option (repeatable), e.g. --oracle-option train_epochs=2.")
     @click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
@@ -184,5 +188,24 @@ def execute(cfg: RunConfig, resume: bool, threads: int | None = None) -> None:
         g = load_space(cfg.space).genotype_from_dict(summary["final_genotype"])
         err, pf = summary.get("final_test_error"), summary.get("final_param_free_fraction")
         click.echo("final anytime test error: " + (f"{err:.4f}" if err is not None else "-")
+                   + f" (oracle {summary.get('oracle')})"
                    + ("" if pf is None else f"  parameter-free fraction (normal): {pf:.3f}"))
         click.echo(f"genotype: {g}")
+        if cfg.progress and err is not None:
+            _print_reference(run_dir, summary, err)
+
+
+def _print_reference(run_dir: Any, summary: dict[str, Any], err: float) -> None:
+    """The final error beside what it can be judged against: random cells of the space scored
+    by the same oracle, and guessing."""
+    from ..runner import reference_scores
+
+    try:
+        ref = reference_scores(run_dir)
+    except NasbenchEvalError as exc:  # e.g. a space that cannot draw random cells
+        click.echo(f"(no reference score: {exc})")
+        return
+    rand = ref["random_test_errors"]
+    click.echo(f"judge it by: {len(rand)} random cells of {summary.get('space')} score "
+               f"{min(rand):.4f}-{max(rand):.4f} (mean {sum(rand) / len(rand):.4f}) with the "
+               f"same oracle ({ref['oracle']}); guessing scores {ref['chance_error']:.4f}")

@@ -80,6 +80,8 @@ def build() -> click.Command:
     @click.option("--max-steps-per-epoch", type=int, help="Cap steps per epoch (quick looks).")
     @click.option("--oracle", help=f"Anytime scorer: {names['oracle']} (see `list oracles`) "
                                    f"[default: auto].")
+    @click.option("--oracle-every", type=int,
+                  help="Score every k epochs and at the last [default: 1, every epoch].")
     @click.option("-s", "--set", "sets", multiple=True, metavar="KEY=VALUE",
                   help="Any other run setting (repeatable), e.g. -s bn_recalibration_batches=5.")
     @click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",

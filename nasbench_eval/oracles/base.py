@@ -2,9 +2,11 @@
 
 The runner asks an oracle for the test error of the current genotype once per epoch; it does
 not know which one it talks to. Shipped: ``oneshot`` (the supernet's own weights, BN
-re-estimated; every family), ``nasbench101`` (the NAS-Bench-101 table) and ``train`` (train
-the NAS-Bench-101 cell briefly), the last two for families whose genotypes map to
-NAS-Bench-101 cells (:attr:`~nasbench_eval.spaces.base.SpaceFamily.maps_to_nasbench101`).
+re-estimated; every family), ``nasbench101`` (the NAS-Bench-101 table, for families whose
+genotypes map to NAS-Bench-101 cells,
+:attr:`~nasbench_eval.spaces.base.SpaceFamily.maps_to_nasbench101`) and ``train`` (train the
+architecture briefly from scratch: the NAS-Bench-101 cell, or the family's evaluation
+network where the family gives a budget for it).
 
 An oracle is one module: subclass :class:`Oracle`, set ``name`` (and ``options``), implement
 :meth:`Oracle.score` and decorate with :func:`register_oracle`. Plugin files named in
@@ -83,7 +85,7 @@ class Oracle:
 
 class NasBench101CellOracle(Oracle):
     """Base of the oracles that score a genotype's NAS-Bench-101 cell (``nasbench101`` looks
-    it up, ``train`` trains it): they apply to the families whose genotypes map to those
+    it up): they apply to the families whose genotypes map to those
     cells (:attr:`~nasbench_eval.spaces.base.SpaceFamily.maps_to_nasbench101`), and get the
     cell from the family, so neither names a family."""
 
@@ -116,7 +118,9 @@ ORACLES: Registry[type[Oracle]] = Registry("oracle", "nasbench_eval.oracles")
 
 AUTO_ORDER = ("nasbench101", "nasbench201", "nb201-analog", "oneshot")
 """Preference of ``--oracle auto``: the first of these whose ``available(space, cfg)`` says
-yes."""
+yes, with the family's measured oracles for the dataset
+(:meth:`~nasbench_eval.spaces.base.SpaceFamily.measured_oracles`) between the table (ground
+truth where it exists) and the one-shot oracle (the fallback that works everywhere)."""
 
 
 def register_oracle(cls: type[Oracle]) -> type[Oracle]:
@@ -131,21 +135,28 @@ def load_oracles() -> dict[str, type[Oracle]]:
     return ORACLES.all()
 
 
-def resolve_auto_oracle(space: Space, cfg: RunConfig) -> str:
+def auto_order(space: Space, cfg: RunConfig | None) -> tuple[str, ...]:
+    """The oracles ``--oracle auto`` tries for ``space`` under ``cfg``, in order."""
+    measured = (family_of(space).measured_oracles(cfg.dataset, space.name) if cfg is not None
+                else ())
+    return (*AUTO_ORDER[:-1], *measured, AUTO_ORDER[-1])
+
+
+def resolve_auto_oracle(space: Space, cfg: RunConfig | None) -> str:
     oracles = ORACLES.all()
-    for name in AUTO_ORDER:
+    for name in auto_order(space, cfg):
         if name in oracles and oracles[name].available(space, cfg):
             return name
     raise RuntimeError(f"no oracle of {AUTO_ORDER} is available")  # oneshot always is
 
 
 def fallback_notes(space: Space, cfg: RunConfig) -> list[str]:
-    """The :meth:`Oracle.install_hint` of every oracle ranked before ``cfg.oracle`` in
-    :data:`AUTO_ORDER` (e.g. "the offline NAS-Bench-201 table needs pip install ..." on a
+    """The :meth:`Oracle.install_hint` of every oracle ranked before ``cfg.oracle`` by
+    :func:`auto_order` (e.g. "the offline NAS-Bench-201 table needs pip install ..." on a
     run that fell back to ``oneshot``)."""
     oracles = ORACLES.all()
     notes = []
-    for name in AUTO_ORDER:
+    for name in auto_order(space, cfg):
         if name == cfg.oracle:
             break
         if name in oracles:

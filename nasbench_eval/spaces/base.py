@@ -135,7 +135,7 @@ class SpaceFamily:
     description: ClassVar[str] = ""
     maps_to_nasbench101: ClassVar[bool] = False
     """Whether :meth:`nasbench101_spec` maps this family's genotypes to NAS-Bench-101 cells
-    (then the ``nasbench101`` table oracle and the ``train`` oracle apply)."""
+    (then the ``nasbench101`` table oracle applies and the ``train`` oracle trains the cell)."""
     maps_to_nasbench201: ClassVar[bool] = False
     """Whether :meth:`nasbench201_arch` names this family's genotypes as NAS-Bench-201
     architecture strings (then the ``nasbench201`` and ``nb201-analog`` table oracles and the
@@ -181,6 +181,20 @@ class SpaceFamily:
         raise NotImplementedError(f"space family '{self.name}' has no evaluation network")
 
     # ------------------------------------------------------------------ oracles
+    def train_oracle_defaults(self, dataset: str, space: str | None) -> dict[str, Any] | None:
+        """The ``train`` oracle's short budget for this family's evaluation network on
+        ``dataset`` (``space``: the space's name): every key of ``train_epochs``, ``cells``,
+        ``channels``, ``batch_size``, ``lr``, ``momentum``, ``weight_decay``; or None when
+        the oracle does not train this family's networks (the default). Families that map to
+        NAS-Bench-101 cells are trained as those cells and are not asked."""
+        return None
+
+    def measured_oracles(self, dataset: str, space: str | None) -> tuple[str, ...]:
+        """Oracles that ``--oracle auto`` prefers for genotypes of ``space`` (its name) on
+        ``dataset`` because a measurement showed they agree best with a long training (tried
+        in this order, after the NAS-Bench-101 table and before ``oneshot``); default none."""
+        return ()
+
     def nasbench101_spec(self, genotype: Genotype) -> Any:
         """The pruned NAS-Bench-101 ``ModelSpec`` of ``genotype`` (when
         :attr:`maps_to_nasbench101`)."""
