@@ -79,8 +79,16 @@ def their_code(*paths: Path):
 
 
 def copy_state(theirs: nn.Module, ours: nn.Module) -> int:
-    """Copy ours into theirs entry by entry (same order, same shapes); returns the count."""
+    """Copy ours into theirs entry by entry (same order, same shapes); returns the count.
+    Where theirs has more entries, its extra ``bias`` vectors (AutoDL's convolutions carry a
+    bias when ``affine=False``; every one feeds a batch-normalising BN, which cancels it in
+    train mode) are zeroed and left out of the mapping."""
     a, b = theirs.state_dict(), ours.state_dict()
+    if len(a) != len(b):
+        biases = {k for k in a if k.endswith(".bias")}
+        zeroed = {k: torch.zeros_like(a[k]) for k in biases}
+        theirs.load_state_dict({**a, **zeroed})
+        a = {k: v for k, v in theirs.state_dict().items() if k not in biases}
     if len(a) != len(b):
         raise SystemExit(f"state dicts differ in length: {len(a)} vs {len(b)}")
     new = {}
@@ -88,7 +96,7 @@ def copy_state(theirs: nn.Module, ours: nn.Module) -> int:
         if va.shape != vb.shape:
             raise SystemExit(f"shape mismatch {ka} {tuple(va.shape)} vs {kb} {tuple(vb.shape)}")
         new[ka] = vb.clone()
-    theirs.load_state_dict(new)
+    theirs.load_state_dict(new, strict=False)
     return len(new)
 
 
@@ -336,10 +344,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         lines = ["# GDAS, DrNAS and PC-DARTS against the authors' code", "",
                  "`python benchmarks/new_methods_parity.py " + " ".join(sys.argv[1:]) + "`", ""]
-        lines += pc_darts(extract(args.pc_darts, Path(tmp) / "pc")) + [""]
-        lines += drnas(extract(args.drnas, Path(tmp) / "drnas")) + [""]
-        lines += gdas(extract(args.gdas, Path(tmp) / "gdas"))
-    print("\n".join(lines))
+        print("\n".join(lines), flush=True)
+        for fn, src, sub in ((pc_darts, args.pc_darts, "pc"), (drnas, args.drnas, "drnas"),
+                             (gdas, args.gdas, "gdas")):
+            print("\n".join(fn(extract(src, Path(tmp) / sub)) + [""]), flush=True)
     return 0
 
 
