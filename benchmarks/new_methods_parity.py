@@ -323,7 +323,7 @@ def gdas(tree: Path) -> list[str]:
             y_o = cell_o(s0, s1, hard)
             y_t = cell_t.forward_gdas(s0, s1, hard, index.unsqueeze(-1))
             proj = torch.randn(y_o.shape, generator=g, dtype=torch.float64)
-            (g_o,) = torch.autograd.grad((y_o * proj).sum(), a)
+            (g_o,) = torch.autograd.grad((y_o * proj).sum(), a, retain_graph=True)
             (g_t,) = torch.autograd.grad((y_t * proj).sum(), a)
             rows += [f"| {k} cell output ({n} state entries mapped) | "
                      f"{maxdiff([y_o], [y_t]):.2e} |",
