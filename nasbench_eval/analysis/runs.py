@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..composition import composition_label
 from ..config import identity_fields
 from ..errors import NasbenchEvalError
 from ..rundir import DONE, FAILED, INTERRUPTED, RUNNING, fingerprint
@@ -170,6 +171,11 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
         commit = env.get("git_commit")
         if isinstance(c.get("config"), dict):
             setting = setting_hash(c["config"])
+            # a composition the user changed (--perturb, --partial-channels, --edge-norm) is
+            # its own leaderboard group: drnas+perturb=adversarial
+            opts = c["config"].get("method_options")
+            row["method"] = composition_label(row["method"],
+                                              opts if isinstance(opts, dict) else None)
             if math.isnan(row["epochs"]) and isinstance(c["config"].get("epochs"), int):
                 row["epochs"] = float(c["config"]["epochs"])
     row.update(device=device, device_name=device_name, setting=setting, git_commit=commit,

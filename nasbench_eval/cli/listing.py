@@ -60,8 +60,11 @@ def list_methods() -> None:
         click.echo(f"{name:14s} {method_description(cls)}")
         if cls.paper:
             click.echo(f"{pad}paper: {cls.paper}")
-        click.echo(f"{pad}spaces: " + (f"family {' or '.join(cls.families)} only"
-                                       if cls.families else "every family"))
+        where = (f"family {' or '.join(cls.families)} only" if cls.families
+                 else "every family")
+        if cls.needs:
+            where += f" whose supernet provides {', '.join(cls.needs)}"
+        click.echo(f"{pad}spaces: {where}")
         if cls.options:
             click.echo(f"{pad}options (flags of run and sweep, or -o KEY=VALUE):")
             for line in _option_lines(cls.options, pad + "  "):

@@ -62,6 +62,9 @@ class Method:
     """Space families this method applies to (``list methods`` shows them; the default
     :meth:`adapt_space` refuses a space of another family). Empty: every family, since a
     method that only mixes rows of the architecture weights works on any."""
+    needs: ClassVar[tuple[str, ...]] = ()
+    """Supernet seam calls beyond the forward that this method relies on (``list methods``
+    shows them; a supernet without one refuses with a ``SupernetSeamError`` at setup)."""
     capturable: ClassVar[bool] = False
     """True when a step keeps no host-side state that changes from step to step, so a CUDA
     graph of it (execution.StepRunner, recaptured every epoch) replays the same computation."""

@@ -19,6 +19,7 @@ from torch.func import functional_call
 
 from ..options import Option
 from .base import Batch, register
+from .composed import ComposedMethod, composed_options
 from .gradient import GradientMethod
 
 LossFn = Callable[[list[Tensor], list[Tensor]], Tensor]
@@ -65,12 +66,14 @@ def unrolled_alpha_grads(train_loss: LossFn, val_loss: LossFn, w: list[Tensor],
 
 
 @register
-class Darts(GradientMethod):
-    """DARTS, first order: alpha follows dL_val/dalpha at the current weights."""
+class Darts(ComposedMethod):
+    """DARTS, first order: alpha follows dL_val/dalpha at the current weights (softmax sampler)."""
 
     name = "darts"
+    preset = "darts"
     capturable = True
     paper = "Liu, Simonyan & Yang, DARTS: Differentiable Architecture Search, ICLR 2019"
+    options = composed_options("darts")
 
 
 @register

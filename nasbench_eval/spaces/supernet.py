@@ -47,11 +47,14 @@ class EdgeCall:
     columns: tuple[int, ...]  # the columns that have a module (``none`` has none)
     ops: tuple[nn.Module, ...]  # the modules, aligned with ``columns``
     default: Callable[[Tensor, Tensor], Tensor]  # the standard mixture sum_k w[k] * op_k(x)
+    stride: int = 1  # spatial stride of the edge (a zero candidate outputs x[:, :, ::s, ::s] * 0)
 
 
 EdgeForward = Callable[[EdgeCall, Tensor, Tensor], Tensor]
 """``fn(edge, x, w) -> Tensor``: how a mixed edge computes its output from its input ``x`` and
-its row of mixing weights ``w``. ``edge.default(x, w)`` is the usual weighted sum."""
+its row of mixing weights ``w``. ``edge.default(x, w)`` is the usual weighted sum. Under
+partial channels (:meth:`Supernet.set_partial_channels`) ``x`` is the share of the channels
+that goes through the candidates; the supernet adds the bypass and shuffles."""
 
 
 @runtime_checkable
@@ -79,6 +82,19 @@ class Supernet(Protocol):
         cells: "op" or "edge"). 0 is "off" and every supernet accepts it (the one-shot oracle
         scores with ``set_drop_path(0.0)``); a non-zero probability is refused where there is
         no drop-path."""
+
+    def set_partial_channels(self, k: int) -> None:
+        """PC-DARTS's partial channel connections: every mixed edge sends the first 1/k of its
+        input channels through the candidates (rebuilt with 1/k of the channels, so call it
+        before an optimizer holds the parameters) and the rest around them (max-pooled on
+        strided edges); the two are concatenated and channel-shuffled in k groups. The bypass
+        is multiplied by the sum of the edge's weight row, so a row scaled by an edge weight
+        (edge normalisation) scales the whole edge output, as PC-DARTS's beta does; a row on
+        the simplex leaves it unchanged. k = 1 (off) is accepted by every supernet."""
+
+    def node_edges(self) -> dict[str, tuple[tuple[int, ...], ...]]:
+        """For each weight key, the rows (edges) that feed the same node, one tuple per node:
+        the groups PC-DARTS's edge normalisation takes a softmax over."""
 
     def set_fused_edges(self, enabled: bool) -> None:
         """Use the family's fused fast path for mixed edges where it has one (an execution
@@ -113,6 +129,15 @@ class SupernetBase(nn.Module):
     def set_drop_path(self, prob: float, scope: str = "op") -> None:
         if prob:
             raise self._refuse(f"set_drop_path({prob})", "it has no drop-path")
+
+    def set_partial_channels(self, k: int) -> None:
+        if k != 1:
+            raise self._refuse(f"set_partial_channels({k}) (partial channels)",
+                               "its edges cannot run on a share of the channels")
+
+    def node_edges(self) -> dict[str, tuple[tuple[int, ...], ...]]:
+        raise self._refuse("node_edges() (edge normalisation)",
+                           "it does not say which edges feed which node")
 
     def set_fused_edges(self, enabled: bool) -> None:
         """No fused fast path: the edges run as they always do."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .fused_cell import FusedCell
@@ -41,21 +42,39 @@ def drop_path(x: Tensor, p: float) -> Tensor:
     return x * (mask / keep)
 
 
+def channel_shuffle(x: Tensor, groups: int) -> Tensor:
+    """Interleave the channels of ``groups`` equal blocks (PC-DARTS / ShuffleNet): channel
+    ``g * n + i`` moves to ``i * groups + g`` (n = channels per group)."""
+    b, c, h, w = x.shape
+    return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
+
+
 class MixedEdge(nn.Module):
     """All candidates of one edge; returns their sum weighted by one row of weights.
 
     ``none`` candidates are not instantiated: their output is zero whatever their weight,
     so they cost nothing here (their weight still enters the softmax of the method).
+    With partial channels (``partial`` = k > 1, :meth:`set_partial`) the candidates see the
+    first 1/k of the channels and :meth:`wrap` adds the bypass and the shuffle.
     """
 
     def __init__(self, op_names: tuple[str, ...], channels: int, stride: int):
         super().__init__()
         self.op_names = op_names
+        self.channels, self.stride = channels, stride
         self.columns = [k for k, name in enumerate(op_names) if not OPS[name].is_zero]
         self.ops = nn.ModuleList(build_op(op_names[k], channels, stride) for k in self.columns)
+        self.partial = 1
 
-    def forward(self, x: Tensor, w: Tensor, drop_prob: float = 0.0) -> Tensor:
-        """``drop_prob`` > 0 (train mode only): drop-path on every non-identity candidate."""
+    def set_partial(self, k: int) -> None:
+        """Rebuild the candidates on ``channels // k`` channels (fresh parameters)."""
+        self.partial = k
+        self.ops = nn.ModuleList(build_op(self.op_names[j], self.channels // k, self.stride)
+                                 for j in self.columns)
+
+    def mix(self, x: Tensor, w: Tensor, drop_prob: float = 0.0) -> Tensor:
+        """sum_k w[k] * op_k(x); ``drop_prob`` > 0 (train mode only): drop-path on every
+        non-identity candidate."""
         drop = drop_prob > 0.0 and self.training
         out = None
         for k, op in zip(self.columns, self.ops):
@@ -65,6 +84,24 @@ class MixedEdge(nn.Module):
             y = w[k] * h
             out = y if out is None else out + y
         return out
+
+    def wrap(self, x: Tensor, w: Tensor, inner) -> Tensor:
+        """``inner`` (the candidates' computation) on the edge's input: directly, or under
+        partial channels on the first 1/k of the channels, concatenated with the bypass (the
+        rest, max-pooled 2x2 on a strided edge, times the row sum of ``w``) and shuffled."""
+        k = self.partial
+        if k == 1:
+            return inner(x)
+        n = x.shape[1] // k
+        part, rest = x[:, :n], x[:, n:]
+        if self.stride > 1:
+            rest = F.max_pool2d(rest, self.stride, self.stride, ceil_mode=True)
+        return channel_shuffle(torch.cat([inner(part), w.sum() * rest], dim=1), k)
+
+    def forward(self, x: Tensor, w: Tensor, drop_prob: float = 0.0) -> Tensor:
+        if self.partial == 1:
+            return self.mix(x, w, drop_prob)
+        return self.wrap(x, w, lambda h: self.mix(h, w, drop_prob))
 
 
 class SearchCell(nn.Module):
@@ -93,7 +130,7 @@ class SearchCell(nn.Module):
                 drop_scope: str = "op", fused: bool = False) -> Tensor:
         drop = drop_prob > 0.0 and self.training
         # drop-path draws per candidate: the per-edge loop keeps its RNG order
-        if fused and not drop and fused_cell_usable(self):
+        if fused and not drop and self.edges[0].partial == 1 and fused_cell_usable(self):
             plan = self._fused
             if plan is None or not plan.current():
                 plan = self._fused = FusedCell(self)
@@ -120,8 +157,9 @@ class SearchCell(nn.Module):
             return edge(x, w, op_prob)
         call = EdgeCall(self.index, self.cell_type, e, tuple(edge.op_names),
                         tuple(edge.columns), tuple(edge.ops),
-                        lambda x_, w_: edge(x_, w_, op_prob))
-        return self.edge_forward(call, x, w)
+                        lambda x_, w_: edge.mix(x_, w_, op_prob), edge.stride)
+        fn = self.edge_forward
+        return edge.wrap(x, w, lambda h: fn(call, h, w))
 
 
 class DartsSupernet(SupernetBase):
@@ -181,6 +219,32 @@ class DartsSupernet(SupernetBase):
         While one is set, cells run the per-edge loop even with ``fused_edges``."""
         for cell in self.cells:
             cell.edge_forward = fn
+
+    def set_partial_channels(self, k: int) -> None:
+        """Partial channel connections with 1/``k`` of the channels through the candidates
+        (see :meth:`nasbench_eval.spaces.supernet.Supernet.set_partial_channels`); rebuilds
+        every candidate, so it is called before an optimizer holds the parameters."""
+        if k < 1:
+            raise SupernetSeamError(f"partial channels: k must be >= 1, got {k}")
+        for cell in self.cells:
+            for edge in cell.edges:
+                if edge.channels % k:
+                    raise SupernetSeamError(
+                        f"partial channels: --partial-channels {k} must divide the channels "
+                        f"of every edge; cell {cell.index} has {edge.channels} (--channels "
+                        f"should be a multiple of {k})")
+        if k == self.cells[0].edges[0].partial:
+            return
+        for cell in self.cells:
+            cell._fused = None
+            for edge in cell.edges:
+                edge.set_partial(k)
+
+    def node_edges(self) -> dict[str, tuple[tuple[int, ...], ...]]:
+        """The edges into each intermediate node (same for both cell types)."""
+        groups = tuple(tuple(e for e, (_, tgt) in enumerate(self.space.edges) if tgt == node)
+                       for node in range(self.space.nodes))
+        return {cell_type: groups for cell_type in self.space.arch_shapes()}
 
     def set_drop_path(self, prob: float, scope: str = "op") -> None:
         """Drop-path with probability ``prob`` in [0, 1) in train mode; ``scope`` ``"op"``

@@ -1,0 +1,105 @@
+"""PC-DARTS: partial channel edges (1/K through the candidates, bypass, shuffle) and edge
+normalisation (derivation by softmax(beta) x softmax(alpha))."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nasbench_eval.config import RunConfig
+from nasbench_eval.errors import NasbenchEvalError
+from nasbench_eval.methods import create_method
+from nasbench_eval.methods.composed import edge_scale
+from nasbench_eval.spaces import DartsSupernet, load_space
+from nasbench_eval.spaces.darts.supernet import MixedEdge
+
+
+def _shuffle_by_hand(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """Output channel i * groups + g is input channel g * (C / groups) + i."""
+    c = x.shape[1]
+    n = c // groups
+    out = torch.empty_like(x)
+    for g in range(groups):
+        for i in range(n):
+            out[:, i * groups + g] = x[:, g * n + i]
+    return out
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_edge_output_is_candidates_on_a_quarter_concatenated_with_the_bypass_shuffled(stride):
+    torch.manual_seed(0)
+    ops = ("none", "max_pool_3x3", "skip_connect", "sep_conv_3x3")
+    edge = MixedEdge(ops, channels=8, stride=stride)
+    edge.set_partial(4)
+    edge.double()
+    sep = edge.ops[edge.columns.index(3)]
+    assert next(sep.parameters()).shape[0] == 2  # rebuilt on 8 / 4 = 2 channels
+    x = torch.randn(3, 8, 6, 6, dtype=torch.float64)
+    w = torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64) * 0.7  # row sum 0.7
+    out = edge(x, w)
+    inner = sum(w[k] * op(x[:, :2]) for k, op in zip(edge.columns, edge.ops))
+    rest = x[:, 2:] if stride == 1 else torch.nn.functional.max_pool2d(x[:, 2:], 2, 2)
+    expected = _shuffle_by_hand(torch.cat([inner, 0.7 * rest], dim=1), 4)
+    assert out.shape == (3, 8, 6 // stride, 6 // stride)
+    assert torch.allclose(out, expected, atol=1e-14)
+
+
+def _tiny(method: str = "pc-darts", **options):
+    cfg = RunConfig(method=method, space="darts", layers=3, channels=8, epochs=4,
+                    method_options=options)
+    torch.manual_seed(0)
+    net = DartsSupernet(load_space("darts"), channels=8, layers=3, num_classes=3,
+                        in_channels=1)
+    m = create_method(method)
+    m.setup(net, load_space("darts"), cfg, steps_per_epoch=4)
+    return m, net
+
+
+def test_partial_channels_shrink_the_candidates_and_the_method_trains():
+    m, net = _tiny()
+    full = DartsSupernet(load_space("darts"), channels=8, layers=3, num_classes=3,
+                         in_channels=1)
+    assert sum(p.numel() for p in net.parameters()) < sum(p.numel() for p in full.parameters())
+    g = torch.Generator().manual_seed(1)
+    batch = (torch.randn(4, 1, 8, 8, generator=g), torch.randint(0, 3, (4,), generator=g))
+    before = {k: b.detach().clone() for k, b in m.betas.items()}
+    out = m.step(batch, batch)
+    assert torch.isfinite(out["train_loss"])
+    assert all(not torch.equal(before[k], m.betas[k]) for k in before)  # beta is learned
+
+
+def test_channels_not_divisible_by_k_are_refused_with_the_flag():
+    with pytest.raises(NasbenchEvalError, match="--partial-channels 3"):
+        _tiny(partial_channels=3)
+
+
+def test_edge_normalisation_changes_which_edges_are_derived():
+    m, _ = _tiny()
+    space = m.space
+    # node 1 of the normal cell: edges 2, 3, 4 from states 0, 1, 2
+    node1 = [e for e, (_, t) in enumerate(space.edges) if t == 1]
+    assert node1 == [2, 3, 4]
+    with torch.no_grad():
+        for a in m.alphas.values():
+            a.zero_()
+        for b in m.betas.values():
+            b.zero_()
+        a = m.alphas["normal"]
+        conv = space.edge_ops["normal"][2].index("sep_conv_3x3")
+        a[2, conv], a[3, conv], a[4, conv] = 3.0, 2.0, 1.0  # alpha ranks edges 2 > 3 > 4
+    plain = space.derive({k: torch.softmax(v.detach(), -1) for k, v in m.alphas.items()})
+    assert sorted(src for _, src in plain.normal[2:4]) == [0, 1]
+    assert sorted(src for _, src in m.derive().normal[2:4]) == [0, 1]  # beta = 0: no change
+    with torch.no_grad():
+        m.betas["normal"][4] = 3.0  # beta favours the edge from state 2
+    # softmax(beta) x softmax(alpha): edge 4 now outranks edge 3
+    scale = edge_scale(m.betas["normal"].detach(), m.groups["normal"])
+    w = torch.softmax(m.alphas["normal"].detach(), -1) * scale[:, None]
+    assert w[4].max() > w[3].max()
+    assert sorted(src for _, src in m.derive().normal[2:4]) == [0, 2]
+
+
+def test_edge_scale_is_a_softmax_within_each_node():
+    beta = torch.tensor([0.0, 1.0, 0.5, -0.5, 2.0])
+    s = edge_scale(beta, ((0, 1), (2, 3, 4)))
+    assert torch.allclose(s[:2], torch.softmax(beta[:2], 0))
+    assert torch.allclose(s[2:], torch.softmax(beta[2:], 0))
