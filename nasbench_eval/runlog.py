@@ -47,9 +47,10 @@ class _RunDirHandler(logging.Handler):
     the search, which creates no directory when it fails on bad input) wait in memory and
     go first."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, wait_for_config: bool = False) -> None:
         super().__init__(logging.INFO)
         self.path = path
+        self.wait_for_config = wait_for_config
         self.waiting: list[logging.LogRecord] = []
         self.file: logging.FileHandler | None = None
         self.force = False  # a crash: write even before the run has started
@@ -59,6 +60,8 @@ class _RunDirHandler(logging.Handler):
         """The run has files of its own (config.json, or a run.log from an earlier start):
         the directory itself may exist earlier, made and locked by the runner, and is
         removed again when bad input stops the run before it starts."""
+        if not self.wait_for_config:
+            return self.path.parent.is_dir()
         return self.path.exists() or (self.path.parent / CONFIG_FILE).exists()
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -86,7 +89,11 @@ class RunLog:
     interruption (Ctrl-C) and re-raises; warnings shown inside the block are copied in.
     """
 
-    def __init__(self, run_dir: str | Path, run_id: str) -> None:
+    def __init__(self, run_dir: str | Path, run_id: str, wait_for_config: bool = False) -> None:
+        """``wait_for_config``: write only once the run has started (its config.json exists,
+        or an earlier start's run.log): the runner makes and locks the directory before it
+        builds the run, and removes it again when bad input stops the build."""
+        self.wait_for_config = wait_for_config
         self.path = Path(run_dir) / RUN_LOG_FILE
         self.run_id = run_id
         self.logger = logging.getLogger(f"{PACKAGE_LOGGER}.run")
@@ -98,7 +105,7 @@ class RunLog:
     def __enter__(self) -> RunLog:
         from . import __version__
 
-        handler = _RunDirHandler(self.path)
+        handler = _RunDirHandler(self.path, self.wait_for_config)
         self._handler = handler
         self._saved = (self._package.level, self._package.propagate)
         self._package.addHandler(handler)

@@ -230,7 +230,7 @@ def run(cfg: RunConfig | None = None, *, resume: bool = False,
     with claim_run_dir(run_dir):
         if is_done(refuse_existing(run_dir / SUMMARY_FILE, resume)):
             return run_dir  # checked before run.log opens: a finished run's files stay as they are
-        with RunLog(run_dir, cfg.run_id()) as log:  # run.log: console lines, warnings, traceback
+        with RunLog(run_dir, cfg.run_id(), wait_for_config=True) as log:  # run.log: console lines, warnings, traceback
             opened = open_run(cfg, resume)
             if isinstance(opened, Path):
                 return opened

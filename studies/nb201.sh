@@ -13,7 +13,7 @@ mkdir -p "$out/explore"
 start=$(date +%s)
 common=(--method darts --space nb201 --dataset digits --seed 0 --channels 16
         --hessian-every 10 --oracle nb201-analog --device cpu --quiet
-        --out "$out/explore")
+        --out "$out/explore" --resume)  # --resume: a finished run is skipped, an interrupted one continues
 nasbench-eval run "${common[@]}" --layers 3 --epochs 40
 nasbench-eval run "${common[@]}" --layers 15 --epochs 20
 nasbench-eval sweep studies/nb201.toml --quiet

@@ -109,12 +109,12 @@ def test_help_describes_every_setting_and_lists_choices():
                        ("--alpha-lr", "Learning rate of the architecture parameters"),
                        ("--method", "Search method: darts, darts-2nd"),
                        ("--dataset", "fashion-mnist, svhn"),
-                       ("--oracle", "auto, nasbench101, oneshot"), ("--threads", "Torch CPU")):
+                       ("--oracle", "auto, nasbench101, nasbench201"), ("--threads", "Torch CPU")):
         assert _squash(flag) in run_help and _squash(text) in run_help, flag
     alpha = run_help.split("--alpha-lr", 1)[1].split("--lr-schedule", 1)[0]
     assert "[default:3e-4]" in alpha and "0.0003" not in alpha
     assert "[default:3e-4]" in sweep_help and "[default:supernet]" not in sweep_help
-    assert "auto,nasbench101,oneshot" in sweep_help
+    assert "auto,nasbench101,nasbench201" in sweep_help
     assert "--pgd-stepsINTEGER" in run_help and "--pgd-step-sizeFLOAT|none" in run_help
     listing = invoke("list", "--help").output
     for name in ("datasets", "methods", "oracles", "spaces"):
@@ -138,15 +138,16 @@ def test_random_ws_run_ids():
     from nasbench_eval.resolve import resolve_config
 
     def rid(opts):
-        return resolve_config(RunConfig(method="random-ws", epochs=1,
-                                        method_options=opts)).run_id()
+        return resolve_config(RunConfig(method="random-ws", epochs=1, oracle="oneshot",
+                                        method_options=opts)).run_id()  # auto's choice then
 
     # explicitly given values keep the ids they had (computed on the code before)
     assert rid({"rws_samples": 1000}) == "random-ws-s3-digits-seed0-71351e8e"
     assert rid({"rws_samples": 6}) == "random-ws-s3-digits-seed0-7342710a"
     # the default changed what is computed, so its runs get a new id (was ...-7a921aa9)
     assert rid({}) != "random-ws-s3-digits-seed0-7a921aa9"
-    assert resolve_config(RunConfig(method="random-ws")).method_options == {"rws_samples": None}
+    assert resolve_config(RunConfig(method="random-ws", oracle="oneshot")).method_options == {
+        "rws_samples": None}
 
 
 def test_random_ws_selection_shows_progress_and_an_estimate(tmp_path, capsys):

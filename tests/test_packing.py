@@ -15,7 +15,7 @@ from nasbench_eval.runner import build_search
 
 
 def _searches(tmp_path, method: str, seeds=(0, 1, 2), **kw):
-    base = RunConfig(**{**dict(method=method, space="s3", dataset="digits", epochs=3, layers=5,
+    base = RunConfig(**{**dict(method=method, space="s3", dataset="digits", epochs=3, layers=3,
                                channels=4, batch_size=8, out=str(tmp_path / "r"),
                                progress=False, device="cpu"), **kw})
     out = []

@@ -229,7 +229,7 @@ def test_killed_sweep_resumes_every_run_exactly_once(tmp_path):
     (["--methods", "darts,msr", "--spaces", "s1,s2"], "method 'msr' does not apply to space 's1'"),
     (["--methods", "darts", "--spaces", "s2", "--pgd-steps", "2"],
      "option 'pgd_steps' belongs to no method of this sweep"),
-    (["--methods", "darts", "--spaces", "s2", "--epochs", "0"], "--epochs: epochs must be a positive"),
+    (["--methods", "darts", "--spaces", "s2", "--epochs", "0"], "--epochs: expected a positive integer"),
     (["--methods", "darts", "--spaces", "s2", "-s", "layer=3"], "--set layer: unknown setting"),
     (["--spaces", "s2"], "--methods a,b"),
     (["--methods", "darts", "--spaces", "s2", "--executor", "local", "--ray-address", "auto"],

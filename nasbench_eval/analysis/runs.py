@@ -278,18 +278,40 @@ def _check_metrics_text(path: Path, text: str) -> None:
                             f"where the run was made")
     rows = list(csv.reader(lines))
     header = rows[0] if rows else []
+    # text columns: by name, or holding text in every row that has a value (at least two),
+    # so that one damaged cell of a numeric column is never taken for a text column
+    textual = set()
+    for i, col in enumerate(header):
+        cells = [r[i].strip() for r in rows[1:] if len(r) == len(header) and r[i].strip()]
+        if col.endswith(TEXT_SUFFIXES) or (len(cells) >= 2
+                                           and not any(_is_number(c) for c in cells)):
+            textual.add(col)
     for n, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
             raise AnalysisError(f"{path}, line {n}: {len(row)} fields where the header has "
                                 f"{len(header)} (a truncated or damaged row)")
         for col, cell in zip(header, row):
-            if cell.strip() == "":
+            if cell.strip() == "" or col in textual:
                 continue
-            try:
-                float(cell)
-            except ValueError:
+            if not _is_number(cell):
                 raise AnalysisError(f"{path}, line {n}: column '{col}' holds {cell!r}, not a "
-                                    f"number (a damaged row)") from None
+                                    f"number (a damaged row)")
+
+
+TEXT_SUFFIXES = ("_arch", "_hash", "_protocol", "_spec")
+"""metrics.csv columns that hold text (an architecture string, a table hash, the table
+protocol an oracle answered from); a column with text in every row is text too."""
+
+
+def _is_number(cell: str) -> bool:
+    """A numeric metrics cell: a float, or a flag written by Python (``True``/``False``)."""
+    if cell in ("True", "False"):
+        return True
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
 
 
 def read_metrics(run_dir: str | Path) -> pd.DataFrame:

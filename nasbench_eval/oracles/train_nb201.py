@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import NasbenchEvalError
+from ..rundir import fingerprint
 from ..spaces.base import Genotype, Space
 from ..spaces.registry import family_of
 from .base import OracleContext, register_oracle
@@ -41,6 +42,33 @@ class TrainNb201Oracle(TrainOracle):
     @classmethod
     def unavailable_reason(cls, space: Space, cfg: Any) -> str:
         return "it trains NAS-Bench-201 cells (spaces such as nb201)"
+
+    DEFAULTS: ClassVar[dict[str, Any]] = {"train_epochs": 4, "channels": 16,
+                                          "cells_per_stack": 1, "lr": 0.05, "momentum": 0.9,
+                                          "weight_decay": 1e-4}
+    """This oracle's budget where an option is left open (the ``train`` oracle's options
+    default to its recipes' budgets; NAS-Bench-201 cells have no recipe there)."""
+
+    def resolved_options(self, cfg: Any, recipe: Any = None) -> dict[str, Any]:
+        opts = self.resolve({**cfg.oracle_options, **self.overrides})
+        for key in ("cells", "batch_size"):
+            if opts.pop(key, None) is not None:
+                raise NasbenchEvalError(f"oracle 'train-nb201' has no option --oracle-option "
+                                        f"{key} (cells: cells_per_stack; the batch is the run's)")
+        return {**opts, **{k: v for k, v in self.DEFAULTS.items() if opts.get(k) is None}}
+
+    @staticmethod
+    def settings(cfg: Any, opts: dict[str, Any]) -> dict[str, Any]:
+        """Everything that changes the trained network's score (the cache key besides the
+        architecture); the cache location and the device are not part of it."""
+        return {"dataset": cfg.dataset, "dataset_options": dict(cfg.dataset_options),
+                "train_portion": cfg.train_portion, "batch_size": cfg.batch_size,
+                "max_steps_per_epoch": cfg.max_steps_per_epoch,
+                **{k: v for k, v in opts.items() if k != "cache"}}
+
+    @staticmethod
+    def fingerprint(settings: dict[str, Any]) -> str:
+        return fingerprint(settings, 12)
 
     def cache_path(self, cfg: Any, opts: dict[str, Any]) -> Path:
         if opts["cache"]:

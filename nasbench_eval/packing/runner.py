@@ -109,7 +109,7 @@ def run_packed(cfgs: Sequence[RunConfig], resume: bool = False) -> list[Path]:
         for c in cfgs:
             stack.enter_context(claim_run_dir(Path(c.out) / c.run_id()))
         for c in cfgs:
-            stack.enter_context(RunLog(Path(c.out) / c.run_id(), c.run_id()))
+            stack.enter_context(RunLog(Path(c.out) / c.run_id(), c.run_id(), wait_for_config=True))
         return _run_packed(cfgs, resume, {"packed_seeds": seeds})
 
 
