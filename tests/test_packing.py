@@ -152,8 +152,9 @@ def _record(run_dir):
 
     rows = list(csv.DictReader(open(run_dir / "metrics.csv")))
     for r in rows:
-        for k in ("epoch_time_s", "wall_time_s"):
-            r.pop(k)
+        for k in ("epoch_time_s", "wall_time_s", "oracle_time_s", "oracle_train_time_s",
+                  "oracle_cached"):
+            r.pop(k, None)
     return rows, (run_dir / "genotypes.jsonl").read_text(), json.loads(
         (run_dir / "summary.json").read_text())["status"]
 

@@ -16,7 +16,7 @@ from nasbench_eval.errors import UnknownNameError
 from nasbench_eval.runner import run
 from nasbench_eval.sinks import SinkWarning
 
-TIMING = {"epoch_time_s", "wall_time_s"}
+TIMING = {"epoch_time_s", "wall_time_s", "oracle_time_s", "oracle_train_time_s", "oracle_cached"}
 TINY = dict(method="darts", space="s3", dataset="digits", oracle="oneshot", epochs=2, layers=2, channels=4,
             batch_size=16, max_steps_per_epoch=2, hessian_every=1, hessian_iters=3,
             bn_recalibration_batches=1, progress=False)

@@ -76,6 +76,14 @@ class Method:
         """Context of the run's precision for supernet forwards (see :meth:`set_execution`)."""
 
     @classmethod
+    def options_in_use(cls, given: dict[str, Any]) -> set[str]:
+        """Which of ``given`` (a sweep's shared options, parsed) this method uses together
+        with the rest of them. A sweep hands a method only these, so an option it would
+        ignore (e.g. an attack's steps without an attack) never changes its run id.
+        Default: every one it declares."""
+        return {k for k in given if k in cls.options}
+
+    @classmethod
     def legacy_resume_conflict(cls, config: dict[str, Any]) -> str | None:
         """Why an unfinished run of this method written before issue 16 (``config``: its
         config.json settings) must not be resumed by this version, or None. A method whose

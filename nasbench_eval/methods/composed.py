@@ -94,6 +94,15 @@ class ComposedMethod(GradientMethod):
         self.pgd_steps: int = 0
         self.pgd_step_size: float | None = None
 
+    @classmethod
+    def options_in_use(cls, given: dict[str, Any]) -> set[str]:
+        """The perturbation's settings only where this method perturbs (``--perturb``
+        given, else the preset's), as the run itself requires."""
+        perturb = given.get("perturb", cls.options["perturb"].default)
+        unused = {k for k in PERTURB_OPTIONS
+                  if perturb == "none" or (perturb == "random" and k.startswith("pgd_"))}
+        return super().options_in_use(given) - unused
+
     def make_sampler(self) -> Sampler:
         """The preset's sampler, built from ``self.opts``."""
         return SoftmaxSampler()

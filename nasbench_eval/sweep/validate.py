@@ -184,4 +184,6 @@ def _method_options(spec: SweepSpec, classes: dict[str, type],
                 why = f"{spec.where('options')}: option '{opt}': {exc}"
                 if why not in problems:  # the same value refused by two methods: once
                     problems.append(why)
+        used = cls.options_in_use(out[m])  # e.g. no attack settings for darts without one
+        out[m] = {k: v for k, v in out[m].items() if k in used}
     return out
