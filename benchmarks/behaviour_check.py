@@ -138,7 +138,7 @@ def record(work: Path, only: set[str] | None = None) -> dict[str, Any]:
         results["runs"][label] = fingerprint_dir(out)
     if not only or "evaluate" in only:
         src = work / "darts-s3"
-        run_dirs = [p for p in src.iterdir() if p.is_dir()] if src.exists() else []
+        run_dirs = [p for p in src.iterdir() if (p / "summary.json").is_file()] if src.exists() else []  # not oracle-cache/
         out = work / "evaluate"
         if run_dirs:
             call("evaluate", ["evaluate", str(run_dirs[0]), *EVALUATE], out)
