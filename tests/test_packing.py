@@ -189,7 +189,8 @@ def test_run_seeds_writes_ordinary_runs_and_resumes(tmp_path, monkeypatch):
         run_seeds(cfg2, [0, 1, 2])
     monkeypatch.setattr(runner, "_run_epoch", real)
     again = [tmp_path / "again" / d.name for d in dirs]
-    assert [_record(d)[2] for d in again] == ["interrupted"] * 3
+    # seed 0 finished before the interruption and stays finished; the rerun skips it
+    assert [_record(d)[2] for d in again] == ["finished", "interrupted", "interrupted"]
     run_seeds(cfg2, [0, 1, 2], resume=True)
     for d, e in zip(dirs, again):
         assert _record(d) == _record(e)
