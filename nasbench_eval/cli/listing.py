@@ -54,8 +54,11 @@ def list_methods() -> None:
     """Each registered method (plugins included): what it does, its paper and its options
     (the flags of `run` and `sweep`, or -o KEY=VALUE)."""
     from ..methods.base import method_description
+    from ..spaces import builtin_spaces, load_space
 
     pad = " " * 15
+    spaces = [load_space(name) for name in builtin_spaces()]
+    supernets: dict[str, Any] = {}
     for name, cls in method_classes().items():
         click.echo(f"{name:14s} {method_description(cls)}")
         if cls.paper:
@@ -64,11 +67,31 @@ def list_methods() -> None:
                  else "every family")
         if cls.needs:
             where += f" whose supernet provides {', '.join(cls.needs)}"
-        click.echo(f"{pad}spaces: {where}")
+        bundled = _bundled_spaces_for(cls, spaces, supernets)
+        click.echo(f"{pad}spaces: {where} (bundled: {', '.join(bundled) or 'none'})")
         if cls.options:
             click.echo(f"{pad}options (flags of run and sweep, or -o KEY=VALUE):")
             for line in _option_lines(cls.options, pad + "  "):
                 click.echo(line)
+
+
+def _bundled_spaces_for(cls: Any, spaces: list[Any], supernets: dict[str, Any]) -> list[str]:
+    """The bundled ``spaces`` a method applies to: its family is in ``families`` (if set)
+    and a tiny supernet of the space's family accepts every call in ``needs`` (one supernet
+    per family, built once into ``supernets``)."""
+    from ..spaces.supernet import refused_calls
+
+    names = []
+    for space in spaces:
+        if cls.families and space.family not in cls.families:
+            continue
+        if cls.needs:
+            if space.family not in supernets:
+                supernets[space.family] = space.build_supernet(4, 3, 10, 3)
+            if refused_calls(supernets[space.family], cls.needs):
+                continue
+        names.append(space.name)
+    return names
 
 
 @list_.command(name="datasets")
