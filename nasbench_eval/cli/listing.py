@@ -78,7 +78,8 @@ def list_methods() -> None:
 def _bundled_spaces_for(cls: Any, spaces: list[Any], supernets: dict[str, Any]) -> list[str]:
     """The bundled ``spaces`` a method applies to: its family is in ``families`` (if set)
     and a tiny supernet of the space's family accepts every call in ``needs`` (one supernet
-    per family, built once into ``supernets``)."""
+    per family, built once into ``supernets``; a family that cannot build so small a
+    supernet is not named)."""
     from ..spaces.supernet import refused_calls
 
     names = []
@@ -87,8 +88,12 @@ def _bundled_spaces_for(cls: Any, spaces: list[Any], supernets: dict[str, Any]) 
             continue
         if cls.needs:
             if space.family not in supernets:
-                supernets[space.family] = space.build_supernet(4, 3, 10, 3)
-            if refused_calls(supernets[space.family], cls.needs):
+                try:
+                    supernets[space.family] = space.build_supernet(4, 3, 10, 3)
+                except (NasbenchEvalError, ValueError):  # a (plugin) family that needs more
+                    supernets[space.family] = None
+            net = supernets[space.family]
+            if net is None or refused_calls(net, cls.needs):
                 continue
         names.append(space.name)
     return names
