@@ -14,15 +14,17 @@ import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import NamedTuple
-
-import numpy as np
-import torch
-import torch.utils.data
-from torch import Tensor
+from typing import TYPE_CHECKING, NamedTuple
 
 from .errors import DataUnavailableError
+from .lazy_torch import LazyModule, torch
 from .registry import Registry
+
+if TYPE_CHECKING:
+    import numpy as np
+    from torch import Tensor
+else:
+    np = LazyModule("numpy")  # imported by the loaders, not by `list datasets`
 
 FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 
@@ -239,8 +241,8 @@ class BatchStream:
     def __init__(self, x: Tensor, y: Tensor, batch_size: int, mean: tuple[float, ...],
                  std: tuple[float, ...], device: torch.device, augment: Augment = Augment(),
                  shuffle: bool = True, drop_last: bool = True,
-                 memory_format: torch.memory_format = torch.contiguous_format):
-        self.memory_format = memory_format
+                 memory_format: torch.memory_format | None = None):
+        self.memory_format = torch.contiguous_format if memory_format is None else memory_format
         self.x = x.to(device)
         self.y = y.to(device)
         self.batch_size = batch_size
@@ -347,9 +349,11 @@ class BatchStream:
             yield x.contiguous(memory_format=self.memory_format), self.y[idx]
 
 
-class _TransformedImages(torch.utils.data.Dataset):
+class _TransformedImages:
     """Per-image CPU transforms in the order of the reference code: random crop (zero
-    padding), horizontal flip, to float in [0, 1], normalise, cutout (DARTS's ``Cutout``)."""
+    padding), horizontal flip, to float in [0, 1], normalise, cutout (DARTS's ``Cutout``).
+    A map-style dataset (``__len__``, ``__getitem__``: all a ``DataLoader`` asks of one), not
+    a ``torch.utils.data.Dataset`` subclass, so that this module imports without torch."""
 
     def __init__(self, stream: TorchLoaderStream, augment: bool):
         self.s, self.augment = stream, augment
@@ -390,7 +394,7 @@ class TorchLoaderStream(BatchStream):
     def __init__(self, x: Tensor, y: Tensor, batch_size: int, mean: tuple[float, ...],
                  std: tuple[float, ...], device: torch.device, augment: Augment = Augment(),
                  shuffle: bool = True, drop_last: bool = True, num_workers: int = 0,
-                 memory_format: torch.memory_format = torch.contiguous_format):
+                 memory_format: torch.memory_format | None = None):
         super().__init__(x[:0], y[:0], batch_size, mean, std, device, augment, shuffle,
                          drop_last, memory_format)
         self.x, self.y = x.cpu(), y.cpu()  # host copies; nothing of the split on the device

@@ -29,7 +29,7 @@ from .execution import (Execution, StepRunner, execution_resume_conflict, prepar
 from .methods import Method, create_method
 from .oracles import Oracle, OracleContext, create_oracle, fallback_notes
 from .oracles.oneshot import accuracy
-from .resolve import legacy_resume_conflict, resolve_config
+from .resolve import earlier_auto_run, legacy_resume_conflict, resolve_config
 from .runlog import RunLog
 from .rundir import (CONFIG_FILE, FINISHED, GENOTYPES_FILE, RUNNING, SUMMARY_FILE, RunRecorder,
                      claim_run_dir, derived_seed, environment, is_done, is_finite, read_json,
@@ -224,8 +224,15 @@ def run(cfg: RunConfig | None = None, *, resume: bool = False,
         cfg = RunConfig(**overrides)
     elif overrides:
         cfg = RunConfig.from_dict({**cfg.to_dict(), **overrides})
-    cfg = resolve_config(cfg)
+    requested, cfg = cfg, resolve_config(cfg)
     run_dir = Path(cfg.out) / cfg.run_id()
+    if resume and (earlier := earlier_auto_run(requested, cfg)) is not None:
+        raise RunDirError(
+            f"--resume: there is no run {cfg.run_id()} in {cfg.out} (--oracle auto now "
+            f"chooses '{cfg.oracle}' here), but {earlier[0]} has these settings with the "
+            f"oracle '{earlier[1]}', which auto chose when it was started, and is not "
+            f"finished. To continue it, add --oracle {earlier[1]}; to start a new run with "
+            f"'{cfg.oracle}', leave out --resume")
     # a bad --out fails here, before data and model are built; one driver per run directory
     with claim_run_dir(run_dir):
         if is_done(refuse_existing(run_dir / SUMMARY_FILE, resume)):

@@ -143,6 +143,41 @@ def test_analysis_and_help_do_not_import_torch():
     assert res.returncode == 0, res.stderr
 
 
+def test_help_pages_and_listings_do_not_import_torch():
+    """Every command's ``--help`` and every ``list`` (issue 17: they took 2-4 s, all of it
+    importing torch). Run under an import hook that refuses torch, so a module that reaches
+    for it fails here with the chain of imports in the message; the registries' entries
+    (methods, oracles, families, datasets) declare everything these print without torch."""
+    from nasbench_eval.cli.listing import list_
+
+    listings = [["list", name] for name in sorted(list_.commands)]
+    commands = [["--help"], *([name, "--help"] for name in sorted(COMMANDS)),
+                *([*args, "--help"] for args in listings), *listings]
+    code = f"""
+import contextlib, io, sys, traceback
+
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError(f"{{name}} imported by:\\n" + "".join(traceback.format_stack()))
+
+sys.meta_path.insert(0, NoTorch())
+from nasbench_eval.cli import main
+
+for args in {commands!r}:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main(args, standalone_mode=False, prog_name="nasbench-eval")
+    assert out.getvalue().strip(), f"nothing printed by {{args}}"
+    assert "torch" not in sys.modules, f"torch imported by {{args}}"
+print(len({commands!r}))
+"""
+    res = _python(code)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == [str(len(commands))]
+    assert len(commands) >= 20  # the group, its commands and the listings were all found
+
+
 def test_plugin_method_gets_typed_flags_on_run_and_sweep():
     """``--plugin FILE``: the file's method is listed, its options are flags of run and sweep,
     values are checked by its option schema (errors name the flag), the variable is set for

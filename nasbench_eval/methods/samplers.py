@@ -18,15 +18,15 @@ All randomness comes from torch's global RNG (the runner reseeds it every epoch)
 """
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor
-from torch.distributions import Dirichlet, kl_divergence
-
-from ..spaces.supernet import EdgeCall
+from ..lazy_torch import F, torch
 from .base import ArchWeights
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from ..spaces.supernet import EdgeCall
 
 
 class Sampler:
@@ -159,9 +159,10 @@ def concentration(alpha: Tensor, kind: str = "elu") -> Tensor:
 def dirichlet_kl_to_anchor(alpha: Tensor, kind: str = "elu", anchor: float = 1.0) -> Tensor:
     """sum over edges of KL(Dir(concentration(alpha)) || Dir(anchor * 1)), DrNAS's 'kl'
     regulariser (anchor 1: the uniform Dirichlet)."""
-    q = Dirichlet(concentration(alpha, kind), validate_args=False)  # no host-side check
-    p = Dirichlet(torch.full_like(alpha, anchor), validate_args=False)
-    return kl_divergence(q, p).sum()
+    dist = torch.distributions
+    q = dist.Dirichlet(concentration(alpha, kind), validate_args=False)  # no host-side check
+    p = dist.Dirichlet(torch.full_like(alpha, anchor), validate_args=False)
+    return dist.kl_divergence(q, p).sum()
 
 
 class DirichletSampler(Sampler):
@@ -175,7 +176,8 @@ class DirichletSampler(Sampler):
         self.kind, self.kl_scale, self.anchor = kind, kl_scale, anchor
 
     def sample(self, alphas: ArchWeights) -> ArchWeights:
-        return {k: Dirichlet(concentration(a, self.kind), validate_args=False).rsample()
+        return {k: torch.distributions.Dirichlet(concentration(a, self.kind),
+                                                 validate_args=False).rsample()
                 for k, a in alphas.items()}
 
     def expected(self, alphas: ArchWeights) -> ArchWeights:

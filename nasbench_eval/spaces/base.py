@@ -17,11 +17,14 @@ supernet seam of :mod:`.supernet`); none of them names a family. See ``docs/spac
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Protocol
-
-from torch import Tensor, nn
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from ..errors import NasbenchEvalError
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
+
+    from .eval_network import EvalNetwork
 
 
 class GenotypeError(NasbenchEvalError):
@@ -85,31 +88,6 @@ class Space(Protocol):
 
     def describe(self) -> list[str]:
         """Lines for ``nasbench-eval list spaces``."""
-
-
-class EvalNetwork(nn.Module):
-    """The discrete network the evaluation stage trains from scratch.
-
-    ``forward(x)`` returns ``(logits, aux_logits)``; ``aux_logits`` is None without an
-    auxiliary head or in eval mode. Override :meth:`set_drop_path` when the network supports
-    drop-path and :meth:`auxiliary_modules` when it has an auxiliary head.
-    """
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor | None]:  # pragma: no cover
-        raise NotImplementedError
-
-    def set_drop_path(self, prob: float) -> None:
-        """Drop-path probability for the coming epoch (the training loop ramps it). The
-        default supports only 0: a family without drop-path refuses ``--drop-path`` in
-        :meth:`SpaceFamily.check_evaluation`."""
-        if prob > 0.0:
-            raise NasbenchEvalError(f"{type(self).__name__} has no drop-path; leave "
-                                    f"--drop-path unset or 0")
-
-    def auxiliary_modules(self) -> list[nn.Module]:
-        """Modules used only for the auxiliary loss: excluded from the reported parameter
-        count (the papers' convention) and the reason ``train_aux_loss`` is recorded."""
-        return []
 
 
 GENERIC_EVALUATION: dict[str, Any] = {
@@ -210,3 +188,13 @@ class SpaceFamily:
 
 __all__ = ["GENERIC_EVALUATION", "EvalNetwork", "Genotype", "GenotypeError", "Space",
            "SpaceFamily"]
+
+
+def __getattr__(name: str) -> Any:
+    """``EvalNetwork`` (an ``nn.Module``) lives in :mod:`.eval_network`, imported when asked
+    for, so this module (and every family's registration) imports without torch."""
+    if name == "EvalNetwork":
+        from .eval_network import EvalNetwork
+
+        return EvalNetwork
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

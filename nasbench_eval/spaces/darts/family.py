@@ -8,13 +8,15 @@ per dataset; see ``docs/evaluation.md``) and how a user's genotype JSON is read.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..base import GENERIC_EVALUATION, SpaceFamily
 from ..registry import register_family
 from .genotype import Genotype
-from .network import DiscreteNetwork, validate_genotype
 from .spec import SearchSpace, parse_darts_cell
+
+if TYPE_CHECKING:
+    from .network import DiscreteNetwork
 
 _PAPER = {"epochs": 600, "layers": 20, "channels": 36, "batch_size": 96, "cutout": 16}
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -70,6 +72,8 @@ class DartsCellFamily(SpaceFamily):
         return Genotype.from_dict(filled)
 
     def validate_genotype(self, genotype: Genotype) -> None:  # type: ignore[override]
+        from .network import validate_genotype  # torch, imported on first use
+
         validate_genotype(genotype)
 
     def evaluation_defaults(self, dataset: str, space: str | None) -> dict[str, Any]:
@@ -88,6 +92,8 @@ class DartsCellFamily(SpaceFamily):
 
     def build_network(self, genotype: Genotype, settings: Any, num_classes: int,  # type: ignore[override]
                       in_channels: int) -> DiscreteNetwork:
+        from .network import DiscreteNetwork  # torch, imported when a network is built
+
         return DiscreteNetwork(genotype, settings.channels, settings.layers, num_classes,
                                in_channels, auxiliary=bool(settings.auxiliary), drop_path=0.0)
 

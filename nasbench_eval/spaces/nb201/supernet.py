@@ -21,11 +21,9 @@ import torch
 from torch import Tensor, nn
 
 from ..supernet import Candidate, EdgeCall, EdgeForward, SupernetBase, SupernetSeamError
-from .genotype import edge_list
+from .genotype import KEY, edge_list
 from .ops import Identity, build_op, build_skeleton, head
 
-KEY = "cell"
-"""The architecture-weight key: one (edges, candidates) tensor shared by every cell."""
 DROP_PATH_SCOPES = ("op", "edge")
 
 
