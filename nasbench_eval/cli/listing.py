@@ -58,7 +58,6 @@ def list_methods() -> None:
 
     pad = " " * 15
     spaces = [load_space(name) for name in builtin_spaces()]
-    supernets: dict[str, Any] = {}
     for name, cls in method_classes().items():
         click.echo(f"{name:14s} {method_description(cls)}")
         if cls.paper:
@@ -67,7 +66,7 @@ def list_methods() -> None:
                  else "every family")
         if cls.needs:
             where += f" whose supernet provides {', '.join(cls.needs)}"
-        bundled = _bundled_spaces_for(cls, spaces, supernets)
+        bundled = _bundled_spaces_for(cls, spaces)
         click.echo(f"{pad}spaces: {where} (bundled: {', '.join(bundled) or 'none'})")
         if cls.options:
             click.echo(f"{pad}options (flags of run and sweep, or -o KEY=VALUE):")
@@ -75,28 +74,15 @@ def list_methods() -> None:
                 click.echo(line)
 
 
-def _bundled_spaces_for(cls: Any, spaces: list[Any], supernets: dict[str, Any]) -> list[str]:
+def _bundled_spaces_for(cls: Any, spaces: list[Any]) -> list[str]:
     """The bundled ``spaces`` a method applies to: its family is in ``families`` (if set)
-    and a tiny supernet of the space's family accepts every call in ``needs`` (one supernet
-    per family, built once into ``supernets``; a family that cannot build so small a
-    supernet is not named)."""
-    from ..spaces.supernet import refused_calls
+    and the family's supernet provides every call in ``needs`` (the family's declared
+    ``supernet_calls``: no supernet is built, no torch imported)."""
+    from ..spaces import family_of
 
-    names = []
-    for space in spaces:
-        if cls.families and space.family not in cls.families:
-            continue
-        if cls.needs:
-            if space.family not in supernets:
-                try:
-                    supernets[space.family] = space.build_supernet(4, 3, 10, 3)
-                except (NasbenchEvalError, ValueError):  # a (plugin) family that needs more
-                    supernets[space.family] = None
-            net = supernets[space.family]
-            if net is None or refused_calls(net, cls.needs):
-                continue
-        names.append(space.name)
-    return names
+    return [space.name for space in spaces
+            if (not cls.families or space.family in cls.families)
+            and set(cls.needs) <= set(family_of(space).supernet_calls)]
 
 
 @list_.command(name="datasets")

@@ -157,19 +157,17 @@ SEAM_PROBES: dict[str, Callable[[SupernetBase], object]] = {
     "set_partial_channels": lambda net: net.set_partial_channels(2),
     "node_edges": lambda net: net.node_edges(),
     "set_drop_path": lambda net: net.set_drop_path(0.1),
-    "set_fused_edges": lambda net: net.set_fused_edges(False),
-    "classifier": lambda net: net.classifier,
 }
-"""How to try each seam call a method can declare in ``needs`` (harmless arguments; a
-supernet built with an even number of channels)."""
+"""How to try each seam call a supernet may refuse (harmless arguments; a supernet built
+with an even number of channels). ``classifier`` and ``set_fused_edges`` are never refused."""
 
 
 def refused_calls(net: SupernetBase, calls: tuple[str, ...]) -> list[str]:
     """Which of ``calls`` (names in :data:`SEAM_PROBES`) the supernet refuses, found by making
     each call on it: the seam's own answer, no probing for attributes. The calls change the
-    supernet (partial channels rebuild its candidates), so pass a throwaway one. ``list
-    methods`` uses it to name the spaces a method's ``needs`` are met in. A name that is not
-    a seam call counts as refused (nothing can provide it)."""
+    supernet (partial channels rebuild its candidates), so pass a throwaway one. Tests check
+    each family's declared ``SpaceFamily.supernet_calls`` with it. A name that is not a
+    refusable seam call counts as refused."""
     refused = []
     for call in calls:
         if call not in SEAM_PROBES:
