@@ -27,6 +27,16 @@ def test_list_spaces_shows_ops_and_counts():
 def test_list_methods_and_datasets():
     res = invoke("list", "methods")
     assert res.exit_code == 0 and "darts-2nd" in res.output and "--hvp-r" in res.output
+    # the bundled spaces each method applies to (issue 18: the nb1shot1 spaces for all three)
+    where, method = {}, None
+    for line in res.output.splitlines():
+        if line[:1].strip():
+            method = line.split()[0]
+        elif line.strip().startswith("spaces:"):
+            where[method] = line.split("(bundled: ")[1].rstrip(")").split(", ")
+    for name in ("gdas", "pc-darts", "drnas"):
+        assert {"nb1shot1-1", "nb1shot1-2", "nb1shot1-3", "s3", "darts"} <= set(where[name])
+    assert "nb1shot1-1" not in where["msr"]  # msr: DARTS cells only
     res = invoke("list", "datasets")
     assert res.exit_code == 0 and "digits" in res.output and "cifar10" in res.output
 

@@ -54,8 +54,10 @@ def list_methods() -> None:
     """Each registered method (plugins included): what it does, its paper and its options
     (the flags of `run` and `sweep`, or -o KEY=VALUE)."""
     from ..methods.base import method_description
+    from ..spaces import builtin_spaces, load_space
 
     pad = " " * 15
+    spaces = [load_space(name) for name in builtin_spaces()]
     for name, cls in method_classes().items():
         click.echo(f"{name:14s} {method_description(cls)}")
         if cls.paper:
@@ -64,11 +66,23 @@ def list_methods() -> None:
                  else "every family")
         if cls.needs:
             where += f" whose supernet provides {', '.join(cls.needs)}"
-        click.echo(f"{pad}spaces: {where}")
+        bundled = _bundled_spaces_for(cls, spaces)
+        click.echo(f"{pad}spaces: {where} (bundled: {', '.join(bundled) or 'none'})")
         if cls.options:
             click.echo(f"{pad}options (flags of run and sweep, or -o KEY=VALUE):")
             for line in _option_lines(cls.options, pad + "  "):
                 click.echo(line)
+
+
+def _bundled_spaces_for(cls: Any, spaces: list[Any]) -> list[str]:
+    """The bundled ``spaces`` a method applies to: its family is in ``families`` (if set)
+    and the family's supernet provides every call in ``needs`` (the family's declared
+    ``supernet_calls``: no supernet is built, no torch imported)."""
+    from ..spaces import family_of
+
+    return [space.name for space in spaces
+            if (not cls.families or space.family in cls.families)
+            and set(cls.needs) <= set(family_of(space).supernet_calls)]
 
 
 @list_.command(name="datasets")

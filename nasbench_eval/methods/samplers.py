@@ -98,19 +98,37 @@ def gumbel_hard(alpha: Tensor, tau: float) -> tuple[Tensor, Tensor]:
     return one_hot - p.detach() + p, index
 
 
+def gumbel_soft(alpha: Tensor, tau: float) -> Tensor:
+    """One relaxed Gumbel-softmax sample per row, softmax((log_softmax(alpha) + g) / tau)
+    (torch's ``gumbel_softmax(hard=False)``; the same noise draw and redraw rule as
+    :func:`gumbel_hard`)."""
+    while True:
+        g = -torch.empty_like(alpha).exponential_().log()
+        p = F.softmax((F.log_softmax(alpha, dim=-1) + g) / tau, dim=-1)
+        if bool(torch.isfinite(g).all()) and bool(torch.isfinite(p).all()):
+            return p
+
+
 class GumbelHardSampler(Sampler):
-    """GDAS: one hard straight-through Gumbel-softmax sample per edge and forward."""
+    """GDAS: one hard straight-through Gumbel-softmax sample per edge and forward.
+
+    Keys in :attr:`relaxed_keys` get the relaxed sample (:func:`gumbel_soft`) instead: rows
+    that weight whole states rather than choose among candidate modules (NAS-Bench-1Shot1's
+    parent and output rows), as NAS-Bench-1Shot1's GDAS does (hard samples there "very
+    quickly gave exploding gradients", its code says)."""
 
     name = "gumbel-hard"
     single_path = True
     perturbable = False
     capturable = False
 
-    def __init__(self, tau_max: float = 10.0, tau_min: float = 0.1):
+    def __init__(self, tau_max: float = 10.0, tau_min: float = 0.1,
+                 relaxed_keys: frozenset[str] = frozenset()):
         self.tau_max, self.tau_min = tau_max, tau_min
         self.tau = tau_max
+        self.relaxed_keys = relaxed_keys
         self.index: dict[str, Tensor] = {}
-        """The columns of the last sample, by weight key (device tensors)."""
+        """The columns of the last sample, by weight key (device tensors; hard keys only)."""
 
     def set_progress(self, epoch: int, epochs: int) -> None:
         self.tau = gdas_tau(epoch, epochs, self.tau_max, self.tau_min)
@@ -118,7 +136,10 @@ class GumbelHardSampler(Sampler):
     def sample(self, alphas: ArchWeights) -> ArchWeights:
         out: ArchWeights = {}
         for k, a in alphas.items():
-            out[k], self.index[k] = gumbel_hard(a, self.tau)
+            if k in self.relaxed_keys:
+                out[k] = gumbel_soft(a, self.tau)
+            else:
+                out[k], self.index[k] = gumbel_hard(a, self.tau)
         return out
 
     def log(self) -> dict[str, float]:

@@ -119,6 +119,12 @@ class SpaceFamily:
     architecture strings (then the ``nasbench201`` and ``nb201-analog`` table oracles and the
     ``train-nb201`` oracle apply)."""
 
+    supernet_calls: ClassVar[tuple[str, ...]] = ()
+    """The refusable supernet seam calls (names in ``spaces.supernet.SEAM_PROBES``) this
+    family's supernet honours; declared here, without torch, so ``list methods`` can name the
+    spaces where a method's ``needs`` are met. ``tests/test_space_family.py`` checks every
+    bundled family's supernet against it (``spaces.supernet.refused_calls``)."""
+
     # ------------------------------------------------------------------ specs
     def parse(self, data: dict[str, Any], file: str) -> Space:
         """Validate a parsed TOML document (``family`` and ``name`` already checked) and

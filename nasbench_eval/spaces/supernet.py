@@ -102,6 +102,14 @@ class Supernet(Protocol):
         :mod:`.darts.fused_cell`). Families without one ignore it."""
 
 
+def channel_shuffle(x: Tensor, groups: int) -> Tensor:
+    """Interleave the channels of ``groups`` equal blocks (PC-DARTS / ShuffleNet): channel
+    ``g * n + i`` moves to ``i * groups + g`` (n = channels per group). The shuffle of
+    :meth:`Supernet.set_partial_channels`, shared by every family that offers it."""
+    b, c, h, w = x.shape
+    return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
+
+
 class SupernetBase(nn.Module):
     """Base of a family's supernet: every seam call a family does not support refuses with a
     :class:`SupernetSeamError` naming it, so callers never probe (``hasattr``) for a call.
@@ -142,3 +150,31 @@ class SupernetBase(nn.Module):
     def set_fused_edges(self, enabled: bool) -> None:
         """No fused fast path: the edges run as they always do."""
 
+
+SEAM_PROBES: dict[str, Callable[[SupernetBase], object]] = {
+    "candidates": lambda net: list(net.candidates()),
+    "set_edge_forward": lambda net: net.set_edge_forward(lambda edge, x, w: edge.default(x, w)),
+    "set_partial_channels": lambda net: net.set_partial_channels(2),
+    "node_edges": lambda net: net.node_edges(),
+    "set_drop_path": lambda net: net.set_drop_path(0.1),
+}
+"""How to try each seam call a supernet may refuse (harmless arguments; a supernet built
+with an even number of channels). ``classifier`` and ``set_fused_edges`` are never refused."""
+
+
+def refused_calls(net: SupernetBase, calls: tuple[str, ...]) -> list[str]:
+    """Which of ``calls`` (names in :data:`SEAM_PROBES`) the supernet refuses, found by making
+    each call on it: the seam's own answer, no probing for attributes. The calls change the
+    supernet (partial channels rebuild its candidates), so pass a throwaway one. Tests check
+    each family's declared ``SpaceFamily.supernet_calls`` with it. A name that is not a
+    refusable seam call counts as refused."""
+    refused = []
+    for call in calls:
+        if call not in SEAM_PROBES:
+            refused.append(call)
+            continue
+        try:
+            SEAM_PROBES[call](net)
+        except SupernetSeamError:
+            refused.append(call)
+    return refused

@@ -56,6 +56,8 @@ DARTS_TRAINING = {"optimizer": "sgd", "lr": 0.025, "momentum": 0.9, "weight_deca
 class DartsCellFamily(SpaceFamily):
     name = "darts-cell"
     description = "DARTS-style cells: per-edge candidate ops, two inputs per node"
+    supernet_calls = ("candidates", "set_edge_forward", "set_partial_channels", "node_edges",
+                      "set_drop_path")
 
     def parse(self, data: dict[str, Any], file: str) -> SearchSpace:
         return parse_darts_cell(data, file)

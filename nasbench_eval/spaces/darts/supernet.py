@@ -28,7 +28,8 @@ from .fused_cell import FusedCell
 from .fused_cell import usable as fused_cell_usable
 from .ops import OPS, FactorizedReduce, Identity, ReLUConvBN, build_op
 from .spec import SearchSpace
-from ..supernet import Candidate, EdgeCall, EdgeForward, SupernetBase, SupernetSeamError
+from ..supernet import (Candidate, EdgeCall, EdgeForward, SupernetBase, SupernetSeamError,
+                        channel_shuffle)
 
 DROP_PATH_SCOPES = ("op", "edge")
 
@@ -40,13 +41,6 @@ def drop_path(x: Tensor, p: float) -> Tensor:
     mask = torch.empty((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype,
                        device=x.device).bernoulli_(keep)
     return x * (mask / keep)
-
-
-def channel_shuffle(x: Tensor, groups: int) -> Tensor:
-    """Interleave the channels of ``groups`` equal blocks (PC-DARTS / ShuffleNet): channel
-    ``g * n + i`` moves to ``i * groups + g`` (n = channels per group)."""
-    b, c, h, w = x.shape
-    return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
 
 
 class MixedEdge(nn.Module):

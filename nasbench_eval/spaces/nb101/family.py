@@ -33,6 +33,7 @@ class Nb101CellFamily(SpaceFamily):
     name = FAMILY
     description = "NAS-Bench-1Shot1 spaces: choice blocks over NAS-Bench-101 cells"
     maps_to_nasbench101 = True
+    supernet_calls = ("candidates", "set_edge_forward", "set_partial_channels", "node_edges")
 
     def parse(self, data: dict[str, Any], file: str) -> Nb101CellSpace:
         return parse_nb101_cell(data, file)

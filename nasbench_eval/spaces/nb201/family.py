@@ -39,6 +39,7 @@ class Nb201CellFamily(SpaceFamily):
     name = FAMILY
     description = "NAS-Bench-201 cells: one op on each edge of a dense 4-node cell"
     maps_to_nasbench201 = True
+    supernet_calls = ("candidates", "set_edge_forward", "set_drop_path")
 
     def parse(self, data: dict[str, Any], file: str) -> Nb201Space:
         return parse_nb201_cell(data, file)
