@@ -50,14 +50,19 @@ def _state(search):
             {k: v.detach().clone() for k, v in search.supernet.state_dict().items()})
 
 
-@pytest.mark.parametrize("method,clip", [("darts", 5.0), ("darts", 0.05), ("maxw", 0.05),
+@pytest.mark.parametrize("method,clip", [("darts", 0.05), ("maxw", 0.05),
                                          ("sdarts-rs", 0.05), ("sdarts-adv", 0.05),
                                          ("darts-2nd", 0.05), ("rdarts-l2", 5.0)])
 def test_packed_equals_separate_float64(tmp_path, method, clip):
-    """grad_clip 0.05 clips every step (each seed by its own norm); 5.0 rarely does."""
+    """grad_clip 0.05 clips every step (each seed by its own norm); 5.0 rarely does (the
+    unclipped step of every method is the same ``clip_per_seed``, run here by rdarts-l2).
+    The smallest supernet with both cell types (3 cells: reductions at 1 and 2), 2 channels
+    and batches of 2: packing is per slice, so its size changes nothing of what is compared,
+    and float64 convolutions on the CPU are slow."""
     steps, seeds = 20, (0, 1, 2)
-    sep = _searches(tmp_path, method, seeds, grad_clip=clip)
-    packed = _searches(tmp_path, method, seeds, grad_clip=clip)
+    small = dict(layers=3, channels=2, batch_size=2, grad_clip=clip)
+    sep = _searches(tmp_path, method, seeds, **small)
+    packed = _searches(tmp_path, method, seeds, **small)
     data = [_batches(s, seed, steps) for s, seed in zip(sep, seeds)]
     sep_losses = []
     for seed, s, batches in zip(seeds, sep, data):

@@ -152,13 +152,15 @@ def test_reference_scores_use_the_runs_oracle(tmp_path):
 
 @pytest.fixture(scope="module")
 def gappy(tmp_path_factory):
-    """Two methods x 3 seeds, 3 epochs, scored at epochs 2 and 3 only (--oracle-every 2)."""
+    """Two methods x 3 seeds, 3 epochs, scored at epochs 2 and 3 only (--oracle-every 2);
+    train_portion 0.9 keeps each epoch's search-val pass short."""
     root = tmp_path_factory.mktemp("gappy")
     for method in ("darts", "random-ws"):
         for seed in range(3):
             run(method=method, space="s3", dataset="digits", seed=seed, epochs=3, layers=3,
                 channels=4, batch_size=32, max_steps_per_epoch=2, oracle="oneshot",
-                oracle_every=2, bn_recalibration_batches=1, out=str(root), progress=False,
+                train_portion=0.9, oracle_every=2, bn_recalibration_batches=1, out=str(root),
+                progress=False,
                 method_options={"rws_samples": 2, "rws_eval_batches": 1, "rws_top": 1}
                 if method == "random-ws" else {})
     return root
