@@ -76,6 +76,16 @@ class Study:
     own_fidelity: bool = True
     """The fidelity study ran on this dataset: its one-shot scores are a column and its cells
     are rescored by method (otherwise its cells are only more derived cells of real searches)."""
+    extra: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Budgets scored after the others, while time is left: ``reference-seed1`` (the reference
+    with another training seed) measures how far the reference itself ranks reproducibly."""
+
+    @property
+    def order(self) -> list[str]:
+        return ORDER + list(self.extra)
+
+    def budget(self, name: str) -> dict[str, Any]:
+        return {**BUDGETS, **self.extra}[name]
 
 
 STUDIES = {
@@ -88,7 +98,8 @@ STUDIES = {
                            {"s3": [("darts", 0)], "darts": [("darts", 0)]},
                            {"s3": 13, "darts": 22}, (0, 1, 2),
                            {"train_subset": 2000, "test_subset": 2000, "downsample": 2},
-                           own_fidelity=False),
+                           own_fidelity=False,
+                           extra={"reference-seed1": {**BUDGETS["reference"], "seed": 1}}),
 }
 STUDY = STUDIES["digits"]
 """The study of this invocation (``--dataset``)."""
@@ -163,7 +174,7 @@ def cmd_score(args: argparse.Namespace) -> None:
 
     t_start = time.perf_counter()
     searches = {space: _contexts(space) for space in STUDY.searches}
-    for budget in ORDER:
+    for budget in STUDY.order:
         for space, search in searches.items():
             items = json.loads((OUT / f"genotypes-{space}.json").read_text())
             path = _score_file(space)
@@ -183,7 +194,7 @@ def cmd_score(args: argparse.Namespace) -> None:
                     err = OneShotOracle().score(g, search.oracle_context())["test_error"]
                     column[str(i)] = {"test_error": err, "cost_s": time.perf_counter() - t0}
                 else:
-                    cfg = replace(search.cfg, oracle="train", oracle_options=BUDGETS[budget],
+                    cfg = replace(search.cfg, oracle="train", oracle_options=STUDY.budget(budget),
                                   out=str(OUT))
                     ctx = replace(search.oracle_context(), cfg=cfg)
                     r = TrainOracle().score(g, ctx)
@@ -235,7 +246,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         scores = json.loads(_score_file(space).read_text())
         keep = _unique(items)
         ref = {k: v for k, v in scores.get("reference", {}).items() if k in keep}
-        for name in [b for b in ORDER if b != "reference"] + ["fidelity-oneshot"]:
+        for name in [b for b in STUDY.order if b != "reference"] + ["fidelity-oneshot"]:
             if name == "fidelity-oneshot":
                 pairs = [(it["fidelity_oneshot"], ref[str(i)]["test_error"], 0.0)
                          for i, it in enumerate(items) if "fidelity_oneshot" in it and str(i) in ref]
