@@ -274,6 +274,10 @@ def cmd_report(args: argparse.Namespace) -> None:
         w = csv.DictWriter(f, fieldnames=cols)
         w.writeheader()
         w.writerows(rows)
+    if STUDY.dataset_options:
+        lines += [f"Data: {STUDY.dataset} with dataset options {STUDY.dataset_options} "
+                  f"(see RUN.md). Correlations against `reference` over distinct genotypes; "
+                  f"`reference-seed1` is the reference trained with another seed.", ""]
     lines += ["| space | oracle | n | Kendall tau [95% CI] | Spearman rho [95% CI] | "
               "cost s / genotype | mean error |", "|---|---|---|---|---|---|---|"]
     for r in rows:
