@@ -36,7 +36,8 @@ TRAIN_ORACLE_BUDGET: dict[str, dict[str, Any]] = {
 }
 """The ``train`` oracle's short budget per dataset (``--oracle-option`` overrides it); other
 datasets get :data:`GENERIC_TRAIN_ORACLE_BUDGET`, which no study has measured yet (the CPU
-study could not afford Fashion-MNIST; a GPU can run ``studies/oracle_fidelity.py`` there)."""
+study measured the digits budget on a reduced Fashion-MNIST only, results/oracle-fidelity-fmnist/;
+a GPU can run ``studies/oracle_fidelity.py`` on the full set)."""
 GENERIC_TRAIN_ORACLE_BUDGET = {"train_epochs": 5, "cells": 5, "channels": 16, "batch_size": 64}
 TRAIN_ORACLE_OPTIMIZER = {"lr": 0.05, "momentum": 0.9, "weight_decay": 3e-4}
 MEASURED_ORACLES: dict[tuple[str, str], tuple[str, ...]] = {
@@ -44,7 +45,10 @@ MEASURED_ORACLES: dict[tuple[str, str], tuple[str, ...]] = {
 }
 """What ``--oracle auto`` prefers per (dataset, space), by results/oracle-fidelity/ (the
 oracle with the higher Kendall tau against a longer training). Not listed: the one-shot
-oracle, which also measured best on the darts space with digits (tau +0.31 vs +0.13)."""
+oracle, which also measured best on the darts space with digits (tau +0.31 vs +0.13) and on
+S3 with a reduced Fashion-MNIST (results/oracle-fidelity-fmnist/: +0.24 vs train's +0.05);
+on the darts space with it no oracle was separated from another (train +0.09, oneshot +0.04,
+intervals overlapping), so ``auto`` keeps the default there too."""
 ROBUSTDARTS_SPACES = {"s1", "s2", "s3", "s4"}
 """On these spaces CIFAR-100 and SVHN are evaluated at 8 cells / 16 channels (RobustDARTS)."""
 SMALL_EVAL = {"layers": 8, "channels": 16}
