@@ -118,9 +118,13 @@ class PackedSupernet:
         self._shared: dict[tuple, tuple[Tensor, Tensor]] = {}
         """Within one cell: the ReLU and pool outputs of a state, which every edge leaving
         the state shares (keyed by the input's id and the op; the input is kept alive)."""
-        self.fused = t.fused_edges if fused is None else fused
-        """Run the cells source-fused (:mod:`.fused`), as the seeds' own supernets would
-        with ``--fused-edges`` (default: the template's setting); else edge by edge."""
+        on_cpu = t.stem[0].weight.device.type == "cpu"
+        self.fused = t.fused_edges and not on_cpu if fused is None else fused
+        """Run the cells source-fused (:mod:`.fused`) rather than edge by edge. Default: the
+        template's ``fused_edges`` off the CPU. On the CPU a packed edge's kernels are
+        already K times wider and fusing the edges only made them larger (the small setting,
+        K = 8: 3.23 s per packed step fused vs 2.60 s edge by edge); the fused plan is for
+        launch-bound devices (its GPU gain is not measured yet)."""
         self._cells = ([PackedCell(self, cell, f"cells.{i}") for i, cell in enumerate(t.cells)]
                        if self.fused else [])
 
