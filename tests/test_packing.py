@@ -209,3 +209,42 @@ def test_refusals_before_any_work(tmp_path):
     with pytest.raises(PackingError, match="space 's4'.*noise"):
         run_seeds(_cfg(tmp_path, space="s4"), [0, 1])
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("memory_format", ["channels_last", "contiguous"])
+def test_fused_packed_cells_equal_the_edge_loop(tmp_path, memory_format):
+    """The source-fused packed cells (packing/fused.py) compute the packed per-edge loop's
+    logits, gradients (weights and mixing weights) and BN buffers, in training and in
+    evaluation, on the DARTS space (every candidate: pools, dilated convs, stride-2 skips
+    on odd sizes)."""
+    fmt = torch.channels_last if memory_format == "channels_last" else torch.contiguous_format
+    searches = _searches(tmp_path, "darts", space="darts", dataset="synthetic", layers=3,
+                         dataset_options={"n_train": 32, "n_test": 8, "shape": [3, 10, 10]})
+    for s in searches:
+        s.supernet.to(memory_format=fmt)
+    nets = [PackedSupernet([s.supernet for s in searches], fused=f) for f in (True, False)]
+    assert nets[0].memory_format == nets[1].memory_format == fmt
+    k = len(searches)
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(6, 3 * k, 10, 10, generator=gen, dtype=torch.float64)
+    x = x.contiguous(memory_format=fmt)
+    weights = {key: torch.rand((k, *shape), generator=gen, dtype=torch.float64)
+               for key, shape in searches[0].supernet.arch_shapes().items()}
+    outs = []
+    for net in nets:
+        w = {key: v.clone().requires_grad_() for key, v in weights.items()}
+        logits = net(x, w)
+        loss = (logits * torch.linspace(-1, 1, logits.numel(), dtype=torch.float64
+                                        ).view_as(logits)).sum()
+        grads = torch.autograd.grad(loss, net.weights() + list(w.values()))
+        net.eval()
+        evaluated = net(x, weights)
+        outs.append((logits.detach(), grads, dict(net.buffers), evaluated))
+    (l1, g1, b1, e1), (l2, g2, b2, e2) = outs
+    assert (l1 - l2).abs().max() < 1e-12
+    assert (e1 - e2).abs().max() < 1e-12
+    for a, b in zip(g1, g2):
+        assert a.shape == b.shape and (a - b).abs().max() < 1e-12
+    assert b1.keys() == b2.keys()
+    for key in b1:
+        assert (b1[key].double() - b2[key].double()).abs().max() < 1e-12, key
