@@ -36,6 +36,7 @@ from .rundir import (CONFIG_FILE, FINISHED, GENOTYPES_FILE, RUNNING, SUMMARY_FIL
                      refuse_existing, write_json)
 from .sinks import EpochRecord, open_sinks
 from .spaces import load_space
+from .spaces.registry import get_family
 from .spaces.base import Space
 from .spaces.supernet import SupernetBase
 
@@ -83,7 +84,8 @@ def build_search(cfg: RunConfig) -> Search:
             + (f": {reason}" if reason else "") + "; --oracle oneshot works everywhere")
     device = resolve_device(cfg.device)
     ex = resolve_execution(cfg.memory_format, cfg.precision, cfg.data_loader, cfg.compile, device,
-                           cfg.cuda_graphs, cfg.fused_edges)
+                           cfg.cuda_graphs, cfg.fused_edges,
+                           get_family(space.family).fused_edges_default)
     data = load_dataset(cfg.dataset, cfg.data_root, **cfg.dataset_options)
     tr_idx, va_idx = data.search_split(cfg.train_portion)
     for split, idx in (("search-train", tr_idx), ("search-val", va_idx)):
@@ -289,8 +291,9 @@ def _refuse_other_execution(doc: dict[str, Any], cfg: RunConfig, run_dir: Path) 
     """Refuse to continue a run with execution settings that compute differently from those
     it started with (config.json's record), saying what differs and how to go on."""
     device = resolve_device(cfg.device)
+    family = get_family(load_space(cfg.space).family)
     ex = resolve_execution(cfg.memory_format, cfg.precision, cfg.data_loader, cfg.compile,
-                           device, cfg.cuda_graphs, cfg.fused_edges)
+                           device, cfg.cuda_graphs, cfg.fused_edges, family.fused_edges_default)
     why = execution_resume_conflict(doc.get("execution"),
                                     (doc.get("environment") or {}).get("device"), ex, device)
     if why is not None:

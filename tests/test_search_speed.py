@@ -45,3 +45,19 @@ def test_numerics_benchmark_runs(tmp_path):
     assert rec["fast"]["memory_format"] == "channels_last"
     assert rec["plain"]["fused_edges"] is False and rec["fast"]["fused_edges"] is True
     assert (tmp_path / "numerics-cpu.md").read_text().count("\n| ") >= 3
+
+
+def test_search_speed_on_nb201_against_the_unfused_path(tmp_path):
+    spec = importlib.util.spec_from_file_location("search_speed", ROOT / "benchmarks" / "search_speed.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rec = mod.main(["--device", "cpu", "--setting", "tiny", "--space", "nb201", "--baseline",
+                    "unfused", "--methods", "darts", "--steps", "1", "--warmup", "1",
+                    "--images", "64", "--out", str(tmp_path)])
+    row = rec["methods"]["darts"]
+    assert row["plain"]["execution"]["fused_edges"] is False
+    assert row["fast"]["execution"]["fused_edges"] is True
+    assert row["plain"]["execution"]["memory_format"] == row["fast"]["execution"]["memory_format"]
+    assert rec["setting"]["space"] == "nb201" and rec["baseline"] == "unfused"
+    md = (tmp_path / "search-speed-cpu-tiny-nb201-vs-unfused.md").read_text()
+    assert "space `nb201`" in md and "--fused-edges off" in md

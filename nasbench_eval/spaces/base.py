@@ -118,6 +118,10 @@ class SpaceFamily:
     """Whether :meth:`nasbench201_arch` names this family's genotypes as NAS-Bench-201
     architecture strings (then the ``nasbench201`` and ``nb201-analog`` table oracles and the
     ``train-nb201`` oracle apply)."""
+    fused_edges_default: ClassVar[bool] = True
+    """What ``--fused-edges auto`` means for this family's supernet: whether its fused path
+    (``set_fused_edges``) is used by default, i.e. measured faster (families without one
+    ignore the switch)."""
 
     supernet_calls: ClassVar[tuple[str, ...]] = ()
     """The refusable supernet seam calls (names in ``spaces.supernet.SEAM_PROBES``) this
