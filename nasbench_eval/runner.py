@@ -294,7 +294,13 @@ def _refuse_other_execution(doc: dict[str, Any], cfg: RunConfig, run_dir: Path) 
     family = get_family(load_space(cfg.space).family)
     ex = resolve_execution(cfg.memory_format, cfg.precision, cfg.data_loader, cfg.compile,
                            device, cfg.cuda_graphs, cfg.fused_edges, family.fused_edges_default)
-    why = execution_resume_conflict(doc.get("execution"),
+    recorded = dict(doc.get("execution") or {})
+    if (not family.fused_edges_default and recorded.get("fused_edges") is True
+            and (doc.get("config") or {}).get("fused_edges", "auto") == "auto"):
+        # written before the family had a fused path: auto recorded True, the per-edge loop
+        # ran (today's auto on this family), so nothing computes differently
+        recorded["fused_edges"] = False
+    why = execution_resume_conflict(recorded or None,
                                     (doc.get("environment") or {}).get("device"), ex, device)
     if why is not None:
         started = (doc.get("environment") or {}).get("device")

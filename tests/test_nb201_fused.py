@@ -234,3 +234,30 @@ def test_auto_leaves_nb201_unfused_and_on_fuses():
         search = build_search(cfg)
         assert search.execution.fused_edges is expected
         assert search.supernet.fused_edges is expected
+
+
+def test_an_nb201_run_recorded_as_fused_before_the_fused_cell_existed_resumes(tmp_path):
+    # before nb201 had a fused cell, --fused-edges auto recorded fused_edges true for it while
+    # the per-edge loop ran; such a run must resume under today's auto (the loop), not be refused
+    import json
+
+    from nasbench_eval import run
+    from nasbench_eval.config import RunConfig
+
+    cfg = RunConfig(method="darts", space="nb201", dataset="digits", seed=0, epochs=2, layers=3,
+                    channels=4, batch_size=32, max_steps_per_epoch=2, out=str(tmp_path),
+                    bn_recalibration_batches=1, progress=False, oracle="oneshot")
+
+    def interrupt(epoch, row):
+        if epoch == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, on_epoch_end=interrupt)
+    (run_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    doc = json.loads((run_dir / "config.json").read_text())
+    assert doc["execution"]["fused_edges"] is False
+    doc["execution"]["fused_edges"] = True  # what the earlier version wrote
+    (run_dir / "config.json").write_text(json.dumps(doc))
+    assert run(cfg, resume=True) == run_dir
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "finished"
