@@ -8,16 +8,19 @@ from nasbench_eval.config import RunConfig
 from nasbench_eval.methods import create_method
 from nasbench_eval.methods.samplers import (DirichletSampler, concentration,
                                             dirichlet_kl_to_anchor)
-from nasbench_eval.spaces import DartsSupernet, load_space
+from nasbench_eval.spaces import load_space
+
+SPACES = ["s3", "nb201"]
+"""Spaces of different families whose supernets the defining behaviours are checked on."""
 
 
-def _tiny(**options):
-    cfg = RunConfig(method="drnas", space="s3", layers=3, channels=4, epochs=4,
+def _tiny(space: str = "s3", **options):
+    cfg = RunConfig(method="drnas", space=space, layers=3, channels=4, epochs=4,
                     method_options=options)
     torch.manual_seed(0)
-    net = DartsSupernet(load_space("s3"), channels=4, layers=3, num_classes=3, in_channels=1)
+    net = load_space(space).build_supernet(channels=4, layers=3, num_classes=3, in_channels=1)
     m = create_method("drnas")
-    m.setup(net, load_space("s3"), cfg, steps_per_epoch=4)
+    m.setup(net, load_space(space), cfg, steps_per_epoch=4)
     return m, net
 
 
@@ -64,10 +67,11 @@ def test_kl_regulariser_gradient_matches_the_closed_form():
     assert dirichlet_kl_to_anchor(torch.zeros(2, 3)).abs().item() < 1e-6
 
 
-def test_kl_mode_adds_the_scaled_regulariser_to_the_alpha_gradient_only():
+@pytest.mark.parametrize("space", SPACES)
+def test_kl_mode_adds_the_scaled_regulariser_to_the_alpha_gradient_only(space):
     scale = 0.5
-    m0, _ = _tiny()
-    m1, _ = _tiny(kl_scale=scale)
+    m0, _ = _tiny(space)
+    m1, _ = _tiny(space, kl_scale=scale)
     assert m1.alpha_opt.param_groups[0]["weight_decay"] == 0.0  # its code's kl mode
     assert m0.alpha_opt.param_groups[0]["weight_decay"] == pytest.approx(1e-3)
     g = torch.Generator().manual_seed(1)
@@ -83,8 +87,9 @@ def test_kl_mode_adds_the_scaled_regulariser_to_the_alpha_gradient_only():
         assert torch.allclose(a1 - a0, r, atol=1e-6)
 
 
-def test_evaluated_at_the_mean_derived_from_softmax():
-    m, _ = _tiny()
+@pytest.mark.parametrize("space", SPACES)
+def test_evaluated_at_the_mean_derived_from_softmax(space):
+    m, _ = _tiny(space)
     for a in m.alphas.values():
         with torch.no_grad():
             a.copy_(torch.randn_like(a))
@@ -94,3 +99,23 @@ def test_evaluated_at_the_mean_derived_from_softmax():
         assert torch.allclose(w[k], c / c.sum(-1, keepdim=True))
     derived = m.space.derive({k: torch.softmax(a.detach(), -1) for k, a in m.alphas.items()})
     assert m.derive() == derived
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_training_forwards_mix_with_a_fresh_dirichlet_sample_of_the_concentration(space):
+    """The supernet's training forward sees the sampled weights (not the mean): a loss
+    computed with the same draw reproduces the step's, another draw does not."""
+    m, _ = _tiny(space)
+    with torch.no_grad():
+        for a in m.alphas.values():
+            a.copy_(torch.randn_like(a))
+    g = torch.Generator().manual_seed(3)
+    batch = (torch.randn(6, 1, 8, 8, generator=g), torch.randint(0, 3, (6,), generator=g))
+    torch.manual_seed(4)
+    _, loss = m.alpha_grads(batch, batch)
+    torch.manual_seed(4)
+    w = {k: torch.distributions.Dirichlet(concentration(a.detach())).rsample()
+         for k, a in m.alphas.items()}
+    assert set(w) == set(m.space.arch_shapes())
+    assert loss.item() == pytest.approx(m.loss(batch, w)[0].item(), rel=1e-5)
+    assert loss.item() != pytest.approx(m.loss(batch, m.mixing_weights())[0].item(), rel=1e-5)

@@ -10,15 +10,18 @@ from nasbench_eval import run
 from nasbench_eval.config import RunConfig
 from nasbench_eval.methods import create_method
 from nasbench_eval.methods.samplers import SinglePath, gdas_tau, gumbel_hard
-from nasbench_eval.spaces import DartsSupernet, load_space
+from nasbench_eval.spaces import load_space
+
+SPACES = ["darts", "nb201"]
+"""Spaces of different families whose supernets the defining behaviours are checked on."""
 
 
 def _tiny(space: str = "darts", dtype=torch.float32, **options):
     cfg = RunConfig(method="gdas", space=space, layers=3, channels=4, epochs=5,
                     method_options=options)
     torch.manual_seed(0)
-    net = DartsSupernet(load_space(space), channels=4, layers=3, num_classes=3,
-                        in_channels=1).to(dtype)
+    net = load_space(space).build_supernet(channels=4, layers=3, num_classes=3,
+                                           in_channels=1).to(dtype)
     m = create_method("gdas")
     m.setup(net, load_space(space), cfg, steps_per_epoch=4)
     return m, net
@@ -43,8 +46,9 @@ def test_tau_is_logged_per_epoch(tmp_path):
     assert metrics["tau"].tolist() == pytest.approx([10.0, 5.05, 0.1])
 
 
-def test_forward_computes_exactly_the_sampled_candidate_of_every_edge():
-    m, net = _tiny()
+@pytest.mark.parametrize("space", SPACES)
+def test_forward_computes_exactly_the_sampled_candidate_of_every_edge(space):
+    m, net = _tiny(space)
     ran: list[tuple[int, int, int]] = []
     for c in net.candidates():
         c.module.register_forward_hook(
@@ -55,24 +59,23 @@ def test_forward_computes_exactly_the_sampled_candidate_of_every_edge():
     with m.training_edges():
         net(_batch()[0], w)
     chosen = m.single_path.columns
-    expected = []
-    for cell in net.cells:
-        for e, edge in enumerate(cell.edges):
-            j = chosen[cell.cell_type][e]
-            if j in edge.columns:  # a sampled 'none' computes nothing
-                expected.append((cell.index, e, j))
+    # a sampled 'none' has no module and computes nothing
+    expected = [(c.cell, c.edge, c.column) for c in net.candidates()
+                if c.column == chosen[c.cell_type][c.edge]]
     assert sorted(ran) == sorted(expected)  # each chosen candidate once, nothing else
+    assert len({(c, e) for c, e, _ in ran}) == len(ran)  # at most one per edge
     # outside the training scope the supernet mixes every candidate again
     ran.clear()
     net(_batch()[0], m.mixing_weights())
-    assert len(ran) == sum(len(e.columns) for cell in net.cells for e in cell.edges)
+    assert len(ran) == len(list(net.candidates()))
 
 
-def test_alpha_gradient_is_the_straight_through_estimator_by_hand():
+@pytest.mark.parametrize("space", SPACES)
+def test_alpha_gradient_is_the_straight_through_estimator_by_hand(space):
     """d loss / d alpha = J^T G per edge: G = d loss / d (one-hot weights) (nonzero only at
     the sampled column), J = d p / d alpha = (diag(p) - p p^T)(I - 1 s^T) / tau with
     p = softmax((log_softmax(alpha) + g) / tau), s = softmax(alpha)."""
-    m, net = _tiny(dtype=torch.float64)
+    m, net = _tiny(space, dtype=torch.float64)
     m.alphas = {k: (torch.randn_like(v, dtype=torch.float64)).requires_grad_()
                 for k, v in m.alphas.items()}
     m.sampler.tau = 2.0
@@ -115,9 +118,13 @@ def test_gumbel_hard_value_is_one_hot_and_frequencies_follow_softmax():
     assert torch.allclose(freq, torch.softmax(alpha[0].double(), -1), atol=0.01)
 
 
-def test_unselected_sum_mode_adds_the_other_weights_as_scalars():
-    m, net = _tiny(dtype=torch.float64, gdas_unselected="sum")
+@pytest.mark.parametrize("space", SPACES)
+def test_unselected_sum_mode_adds_the_other_weights_as_scalars(space):
+    m, net = _tiny(space, dtype=torch.float64, gdas_unselected="sum")
     assert isinstance(m.single_path, SinglePath) and m.single_path.unselected == "sum"
+    with torch.no_grad():  # sample candidates with a module: a sampled 'none' everywhere
+        for c in net.candidates():  # can leave the loss flat (ReLU at 0 in nb201's cell)
+            m.alphas[c.cell_type][c.edge, c.column] = 3.0
     x, y = _batch(torch.float64)
     torch.manual_seed(3)
     w = m.sample(m.alphas)

@@ -11,6 +11,7 @@ from nasbench_eval.methods import create_method
 from nasbench_eval.methods.composed import edge_scale
 from nasbench_eval.spaces import DartsSupernet, load_space
 from nasbench_eval.spaces.darts.supernet import MixedEdge
+from nasbench_eval.spaces.nb201.supernet import MixedEdge as Nb201MixedEdge
 
 
 def _shuffle_by_hand(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -24,15 +25,26 @@ def _shuffle_by_hand(x: torch.Tensor, groups: int) -> torch.Tensor:
     return out
 
 
-@pytest.mark.parametrize("stride", [1, 2])
-def test_edge_output_is_candidates_on_a_quarter_concatenated_with_the_bypass_shuffled(stride):
+EDGES = {
+    "darts-stride1": lambda: MixedEdge(("none", "max_pool_3x3", "skip_connect", "sep_conv_3x3"),
+                                       channels=8, stride=1),
+    "darts-stride2": lambda: MixedEdge(("none", "max_pool_3x3", "skip_connect", "sep_conv_3x3"),
+                                       channels=8, stride=2),
+    "nb201": lambda: Nb201MixedEdge(("none", "avg_pool_3x3", "skip_connect", "nor_conv_3x3"),
+                                    channels=8),
+}
+"""A mixed edge of each family's supernet (NAS-Bench-201 cell edges all have stride 1)."""
+
+
+@pytest.mark.parametrize("kind", list(EDGES))
+def test_edge_output_is_candidates_on_a_quarter_concatenated_with_the_bypass_shuffled(kind):
     torch.manual_seed(0)
-    ops = ("none", "max_pool_3x3", "skip_connect", "sep_conv_3x3")
-    edge = MixedEdge(ops, channels=8, stride=stride)
+    stride = 2 if kind.endswith("stride2") else 1
+    edge = EDGES[kind]()
     edge.set_partial(4)
     edge.double()
-    sep = edge.ops[edge.columns.index(3)]
-    assert next(sep.parameters()).shape[0] == 2  # rebuilt on 8 / 4 = 2 channels
+    conv = edge.ops[edge.columns.index(3)]
+    assert next(conv.parameters()).shape[0] == 2  # rebuilt on 8 / 4 = 2 channels
     x = torch.randn(3, 8, 6, 6, dtype=torch.float64)
     w = torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64) * 0.7  # row sum 0.7
     out = edge(x, w)
@@ -43,21 +55,20 @@ def test_edge_output_is_candidates_on_a_quarter_concatenated_with_the_bypass_shu
     assert torch.allclose(out, expected, atol=1e-14)
 
 
-def _tiny(method: str = "pc-darts", **options):
-    cfg = RunConfig(method=method, space="darts", layers=3, channels=8, epochs=4,
+def _tiny(method: str = "pc-darts", space: str = "darts", **options):
+    cfg = RunConfig(method=method, space=space, layers=3, channels=8, epochs=4,
                     method_options=options)
     torch.manual_seed(0)
-    net = DartsSupernet(load_space("darts"), channels=8, layers=3, num_classes=3,
-                        in_channels=1)
+    net = load_space(space).build_supernet(channels=8, layers=3, num_classes=3, in_channels=1)
     m = create_method(method)
-    m.setup(net, load_space("darts"), cfg, steps_per_epoch=4)
+    m.setup(net, load_space(space), cfg, steps_per_epoch=4)
     return m, net
 
 
-def test_partial_channels_shrink_the_candidates_and_the_method_trains():
-    m, net = _tiny()
-    full = DartsSupernet(load_space("darts"), channels=8, layers=3, num_classes=3,
-                         in_channels=1)
+@pytest.mark.parametrize("space", ["darts", "nb201"])
+def test_partial_channels_shrink_the_candidates_and_the_method_trains(space):
+    m, net = _tiny(space=space)
+    full = load_space(space).build_supernet(channels=8, layers=3, num_classes=3, in_channels=1)
     assert sum(p.numel() for p in net.parameters()) < sum(p.numel() for p in full.parameters())
     g = torch.Generator().manual_seed(1)
     batch = (torch.randn(4, 1, 8, 8, generator=g), torch.randint(0, 3, (4,), generator=g))
@@ -67,9 +78,10 @@ def test_partial_channels_shrink_the_candidates_and_the_method_trains():
     assert all(not torch.equal(before[k], m.betas[k]) for k in before)  # beta is learned
 
 
-def test_channels_not_divisible_by_k_are_refused_with_the_flag():
+@pytest.mark.parametrize("space", ["darts", "nb201"])
+def test_channels_not_divisible_by_k_are_refused_with_the_flag(space):
     with pytest.raises(NasbenchEvalError, match="--partial-channels 3"):
-        _tiny(partial_channels=3)
+        _tiny(space=space, partial_channels=3)
 
 
 def test_edge_normalisation_changes_which_edges_are_derived():
@@ -103,3 +115,30 @@ def test_edge_scale_is_a_softmax_within_each_node():
     s = edge_scale(beta, ((0, 1), (2, 3, 4)))
     assert torch.allclose(s[:2], torch.softmax(beta[:2], 0))
     assert torch.allclose(s[2:], torch.softmax(beta[2:], 0))
+
+
+# ----------------------------------------------------------------------------- NAS-Bench-201
+
+def test_nb201_node_edges_are_the_edges_summed_into_each_node():
+    net = load_space("nb201").build_supernet(channels=4, layers=3, num_classes=3, in_channels=1)
+    # edges in architecture-string order: 1<-0 | 2<-0 2<-1 | 3<-0 3<-1 3<-2
+    assert net.node_edges() == {"cell": ((0,), (1, 2), (3, 4, 5))}
+
+
+def test_nb201_edge_normalisation_scales_the_edges_but_never_changes_the_derived_cell():
+    """NAS-Bench-201 derives the argmax of every edge (none included): a positive scale per
+    row (softmax(beta)) cannot change it, so on nb201 beta acts on the search only (its
+    forward), unlike the DARTS cells' top-2 edge choice."""
+    m, net = _tiny(space="nb201")
+    with torch.no_grad():
+        m.alphas["cell"].copy_(torch.randn_like(m.alphas["cell"]))
+    before = m.derive()
+    assert before == m.space.derive({"cell": torch.softmax(m.alphas["cell"].detach(), -1)})
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(4, 1, 8, 8, generator=g)
+    net.eval()  # running statistics: the forward does not depend on the batch
+    out0 = net(x, m.mixing_weights())
+    with torch.no_grad():
+        m.betas["cell"].copy_(torch.tensor([0.0, 5.0, -5.0, 3.0, -3.0, 0.0]))
+    assert m.derive() == before
+    assert not torch.allclose(net(x, m.mixing_weights()), out0)

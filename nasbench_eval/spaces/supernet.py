@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import NasbenchEvalError
@@ -100,6 +102,54 @@ class Supernet(Protocol):
         """Use the family's fused fast path for mixed edges where it has one (an execution
         setting, ``--fused-edges``: same results up to rounding, fewer kernels; DARTS cells:
         :mod:`.darts.fused_cell`). Families without one ignore it."""
+
+
+def channel_shuffle(x: Tensor, groups: int) -> Tensor:
+    """Interleave the channels of ``groups`` equal blocks (PC-DARTS / ShuffleNet): channel
+    ``g * n + i`` moves to ``i * groups + g`` (n = channels per group)."""
+    b, c, h, w = x.shape
+    return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
+
+
+def partial_channel_edge(x: Tensor, w: Tensor, k: int, stride: int,
+                         inner: Callable[[Tensor], Tensor]) -> Tensor:
+    """PC-DARTS's partial-channel edge, the one definition every family's supernet uses:
+    ``inner`` (the candidates' computation) on the first 1/``k`` of the channels of ``x``,
+    concatenated with the rest (the bypass: max-pooled ``stride`` x ``stride`` on a strided
+    edge, times the row sum of ``w`` so an edge-normalised row scales the whole edge) and
+    channel-shuffled in ``k`` groups. ``k`` = 1: ``inner(x)``."""
+    if k == 1:
+        return inner(x)
+    n = x.shape[1] // k
+    part, rest = x[:, :n], x[:, n:]
+    if stride > 1:
+        rest = F.max_pool2d(rest, stride, stride, ceil_mode=True)
+    return channel_shuffle(torch.cat([inner(part), w.sum() * rest], dim=1), k)
+
+
+SEAM_PROBES: dict[str, Callable[[nn.Module], object]] = {
+    "candidates": lambda net: next(iter(net.candidates()), None),
+    "set_edge_forward": lambda net: net.set_edge_forward(lambda edge, x, w: edge.default(x, w)),
+    "set_partial_channels": lambda net: net.set_partial_channels(2),
+    "node_edges": lambda net: net.node_edges(),
+    "set_drop_path": lambda net: net.set_drop_path(0.1),
+}
+"""For each seam call a method may declare in ``Method.needs``: a call that switches it *on*
+(so a supernet without it refuses). :func:`seam_refusal` makes it on a throwaway supernet."""
+
+
+def seam_refusal(supernet: nn.Module, call: str) -> str | None:
+    """Why ``supernet`` refuses the seam call ``call`` (the :class:`SupernetSeamError`'s
+    message), or None when it supports it. Makes the call: ``supernet`` may be changed
+    (``set_partial_channels(2)`` rebuilds its edges), so pass a throwaway one, built with
+    channels divisible by 2 (``list methods`` asks each built-in space this way)."""
+    if call not in SEAM_PROBES:
+        raise ValueError(f"unknown seam call {call!r}; known: {', '.join(SEAM_PROBES)}")
+    try:
+        SEAM_PROBES[call](supernet)
+    except SupernetSeamError as e:
+        return str(e)
+    return None
 
 
 class SupernetBase(nn.Module):

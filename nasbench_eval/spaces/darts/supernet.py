@@ -21,14 +21,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .fused_cell import FusedCell
 from .fused_cell import usable as fused_cell_usable
 from .ops import OPS, FactorizedReduce, Identity, ReLUConvBN, build_op
 from .spec import SearchSpace
-from ..supernet import Candidate, EdgeCall, EdgeForward, SupernetBase, SupernetSeamError
+from ..supernet import (Candidate, EdgeCall, EdgeForward, SupernetBase, SupernetSeamError,
+                        partial_channel_edge)
 
 DROP_PATH_SCOPES = ("op", "edge")
 
@@ -40,13 +40,6 @@ def drop_path(x: Tensor, p: float) -> Tensor:
     mask = torch.empty((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype,
                        device=x.device).bernoulli_(keep)
     return x * (mask / keep)
-
-
-def channel_shuffle(x: Tensor, groups: int) -> Tensor:
-    """Interleave the channels of ``groups`` equal blocks (PC-DARTS / ShuffleNet): channel
-    ``g * n + i`` moves to ``i * groups + g`` (n = channels per group)."""
-    b, c, h, w = x.shape
-    return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
 
 
 class MixedEdge(nn.Module):
@@ -89,14 +82,7 @@ class MixedEdge(nn.Module):
         """``inner`` (the candidates' computation) on the edge's input: directly, or under
         partial channels on the first 1/k of the channels, concatenated with the bypass (the
         rest, max-pooled 2x2 on a strided edge, times the row sum of ``w``) and shuffled."""
-        k = self.partial
-        if k == 1:
-            return inner(x)
-        n = x.shape[1] // k
-        part, rest = x[:, :n], x[:, n:]
-        if self.stride > 1:
-            rest = F.max_pool2d(rest, self.stride, self.stride, ceil_mode=True)
-        return channel_shuffle(torch.cat([inner(part), w.sum() * rest], dim=1), k)
+        return partial_channel_edge(x, w, self.partial, self.stride, inner)
 
     def forward(self, x: Tensor, w: Tensor, drop_prob: float = 0.0) -> Tensor:
         if self.partial == 1:
