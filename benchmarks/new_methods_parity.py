@@ -25,8 +25,12 @@ one to one (the S3 candidates none / skip_connect / sep_conv_3x3, set as their
 Usage (the repositories' git directories from ``fetch``, or checkouts):
     python benchmarks/new_methods_parity.py --gdas /work/.mirror/D-X-Y+AutoDL-Projects/repo \\
         --drnas /work/.mirror/xiangning-chen+DrNAS/repo \\
-        --pc-darts /work/.mirror/yuhuixu1993+PC-DARTS/repo/.git
-Prints a Markdown report (results/benchmarks/new-methods-parity.md holds one).
+        --pc-darts /work/.mirror/yuhuixu1993+PC-DARTS/repo/.git \\
+        --nb1shot1 /work/.mirror/automl+nasbench-1shot1/repo/.git
+(each repository optional: only the comparisons given run). ``--nb1shot1``: GDAS and
+PC-DARTS on the three NAS-Bench-1Shot1 spaces against that benchmark's own optimizers
+(:mod:`nb1shot1_parity`). Prints a Markdown report
+(results/benchmarks/new-methods-parity.md holds one).
 """
 from __future__ import annotations
 
@@ -46,6 +50,9 @@ from nasbench_eval.methods.samplers import SinglePath, gumbel_hard
 from nasbench_eval.resolve import resolve_config
 from nasbench_eval.spaces import DartsSupernet, load_space
 from nasbench_eval.spaces.darts.supernet import SearchCell
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from nb1shot1_parity import report as nb1shot1_report  # noqa: E402
 
 OPS = ["none", "skip_connect", "sep_conv_3x3"]  # S3
 XAUTODL_OPS = ["none", "skip_connect", "dua_sepc_3x3"]  # the same ops by AutoDL's names
@@ -341,9 +348,11 @@ def gdas(tree: Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--gdas", type=Path, required=True)
-    ap.add_argument("--drnas", type=Path, required=True)
-    ap.add_argument("--pc-darts", type=Path, required=True)
+    ap.add_argument("--gdas", type=Path)
+    ap.add_argument("--drnas", type=Path)
+    ap.add_argument("--pc-darts", type=Path)
+    ap.add_argument("--nb1shot1", type=Path, help="automl/nasbench-1shot1: its GDAS and "
+                    "PC-DARTS on the NAS-Bench-1Shot1 spaces (benchmarks/nb1shot1_parity.py)")
     args = ap.parse_args(argv)
     torch.set_default_dtype(torch.float64)
     with tempfile.TemporaryDirectory() as tmp:
@@ -352,12 +361,16 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(lines), flush=True)
         trees = {}
         for fn, src, sub in ((pc_darts, args.pc_darts, "pc"), (drnas, args.drnas, "drnas"),
-                             (gdas, args.gdas, "gdas")):
-            trees[sub] = extract(src, Path(tmp) / sub)
-            print("\n".join(fn(trees[sub]) + [""]), flush=True)
+                             (gdas, args.gdas, "gdas"),
+                             (nb1shot1_report, args.nb1shot1, "nb1s1")):
+            if src is not None:  # the comparisons whose repositories are given
+                trees[sub] = extract(src, Path(tmp) / sub)
+                print("\n".join(fn(trees[sub]) + [""]), flush=True)
+        # the NAS-Bench-201 cell (new_methods_parity_nb201.py) with the same checkouts
         from new_methods_parity_nb201 import drnas_nb201, gdas_nb201
         for fn, sub in ((gdas_nb201, "gdas"), (drnas_nb201, "drnas")):
-            print("\n".join(fn(trees[sub], their_code) + [""]), flush=True)
+            if sub in trees:
+                print("\n".join(fn(trees[sub], their_code) + [""]), flush=True)
     return 0
 
 

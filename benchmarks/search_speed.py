@@ -3,6 +3,7 @@
     python benchmarks/search_speed.py --device cpu          # small setting, every method
     python benchmarks/search_speed.py --device cuda         # the reference setting (H100: GPU.md)
     python benchmarks/search_speed.py --device cpu --methods darts --steps 5 --warmup 1
+    python benchmarks/search_speed.py --device cpu --space nb201 --baseline unfused
 
 Both paths run inside nasbench-eval with the same model, method and synthetic data; only the
 execution settings differ (execution.py):
@@ -13,6 +14,11 @@ execution settings differ (execution.py):
   CPU depthwise backward of spaces/darts/dwconv.py), bf16 autocast on CUDA,
   cuDNN autotuning and the step captured as a CUDA graph on CUDA (``--no-cuda-graphs`` to
   leave it out; ``--compile`` uses torch.compile instead).
+
+``--baseline unfused`` replaces the plain path by the fast path with ``--fused-edges off``, so
+the ratio is what the source-fused cells alone buy (docs/nb201.md). ``--space`` picks the
+search space (``darts`` by default; ``nb201`` runs the NAS-Bench-201 supernet, whose
+``layers`` is the number of cells in all); the output files then carry the space's name.
 
 A step is what the runner times: fetching one training and one validation batch and one
 ``method.step`` (alpha step + w step, with the method's perturbation). The per-step time is
@@ -44,6 +50,9 @@ from nasbench_eval.execution import StepRunner, reference_execution, resolve_dev
 from nasbench_eval.runner import build_search
 
 METHODS = ["darts", "darts-2nd", "sdarts-rs", "sdarts-adv", "maxw", "msr"]
+SPACE_METHODS = {"nb201": ["darts", "darts-2nd", "sdarts-rs", "sdarts-adv", "maxw"]}
+"""Default methods of a space where not every one applies (msr refuses nb201)."""
+BASELINES = ("reference", "unfused")
 SETTINGS = {
     # the public reference code's measured setting (shared/reference/performance.md)
     "reference": dict(batch_size=64, layers=8, channels=16, shape=(3, 32, 32)),
@@ -51,14 +60,16 @@ SETTINGS = {
     "small": dict(batch_size=32, layers=5, channels=8, shape=(3, 16, 16)),
     # a seconds-long check that the script still runs (tests/test_search_speed.py)
     "tiny": dict(batch_size=8, layers=3, channels=4, shape=(3, 8, 8)),
+    # NAS-Bench-201's channels (16) and N = 3 cells per stage on 16x16 inputs (CPU-sized)
+    "nb201-cpu": dict(batch_size=64, layers=9, channels=16, shape=(3, 16, 16)),
 }
 N_IMAGES = 50_000  # CIFAR-10's training set; the search splits it 50/50
 
 
 def _config(method: str, setting: dict, device: str, batch_size: int | None = None,
-            images: int = N_IMAGES, **execution) -> RunConfig:
+            images: int = N_IMAGES, space: str = "darts", **execution) -> RunConfig:
     return RunConfig(
-        method=method, space="darts", dataset="synthetic", epochs=50,
+        method=method, space=space, dataset="synthetic", epochs=50,
         layers=setting["layers"], channels=setting["channels"],
         batch_size=batch_size or setting["batch_size"], train_portion=0.5, device=device,
         oracle="oneshot", progress=False, hessian_every=0,
@@ -140,13 +151,13 @@ def measure_interleaved(cfgs: list[RunConfig], steps: int, warmup: int) -> list[
 
 
 def largest_batch(method: str, setting: dict, device: str, fast: dict, steps: int,
-                  images: int = N_IMAGES) -> dict | None:
+                  images: int = N_IMAGES, space: str = "darts") -> dict | None:
     """Double the fast path's batch until it no longer fits; the last one that did, timed."""
     best = None
     for b in (setting["batch_size"] * 2 ** k for k in itertools.count(1)):
         try:
-            r = measure(_config(method, setting, device, batch_size=b, images=images, **fast),
-                        steps, 5)
+            r = measure(_config(method, setting, device, batch_size=b, images=images,
+                                space=space, **fast), steps, 5)
         except torch.OutOfMemoryError:
             break
         best = {"batch_size": b, **r}
@@ -156,7 +167,7 @@ def largest_batch(method: str, setting: dict, device: str, fast: dict, steps: in
 
 
 def trajectory(method: str, setting: dict, device: str, epochs: int, steps: int,
-               plain: dict, fast: dict, images: int) -> dict:
+               plain: dict, fast: dict, images: int, space: str = "darts") -> dict:
     """The same fixed-seed search on both paths' numerics, with the same (on-device) batches:
     per epoch, do the derived genotypes agree, and how far apart are the search-val
     accuracies? (The DataLoader path draws its augmentations from another RNG, so it would
@@ -172,7 +183,7 @@ def trajectory(method: str, setting: dict, device: str, epochs: int, steps: int,
         variants.append(("plain+graphs", {**base, "cuda_graphs": True}))
     with tempfile.TemporaryDirectory() as tmp:
         for name, ex in variants:
-            cfg = _config(method, setting, device, images=images, **ex)
+            cfg = _config(method, setting, device, images=images, space=space, **ex)
             cfg = RunConfig.from_dict({**cfg.to_dict(), "epochs": epochs,
                                        "max_steps_per_epoch": steps, "out": f"{tmp}/{name}",
                                        "bn_recalibration_batches": 2})
@@ -212,7 +223,13 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--device", default="auto")
     p.add_argument("--setting", choices=sorted(SETTINGS), help="default: reference on CUDA, "
                    "small elsewhere")
-    p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--space", default="darts", help="search space (default darts; nb201: "
+                   "the NAS-Bench-201 supernet)")
+    p.add_argument("--methods", default=None, help="comma-separated (default: every method "
+                   "that applies to the space)")
+    p.add_argument("--baseline", choices=BASELINES, default="reference",
+                   help="the path the fast one is compared with: the reference-style path, or "
+                        "the fast path without source-fused cells (--fused-edges off)")
     p.add_argument("--steps", type=int, default=None, help="timed steps (default 10 CUDA, 5 CPU)")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps (default 5 CUDA, 2 CPU)")
     p.add_argument("--images", type=int, default=N_IMAGES, help="synthetic training images")
@@ -236,24 +253,27 @@ def main(argv: list[str] | None = None) -> dict:
     setting = SETTINGS[setting_name]
     steps = args.steps or (10 if cuda else 5)
     warmup = args.warmup if args.warmup is not None else (5 if cuda else 2)
-    plain = reference_execution()
     fast = {"memory_format": "auto", "precision": "auto", "data_loader": "device",
-            "compile": args.compile,
+            "compile": args.compile, "fused_edges": "on",  # also where auto means off (nb201)
             "cuda_graphs": cuda and not args.compile and not args.no_cuda_graphs}
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    plain = reference_execution() if args.baseline == "reference" else {**fast, "fused_edges": "off"}
+    space = args.space
+    methods = [m.strip() for m in (args.methods or ",".join(SPACE_METHODS.get(space, METHODS)))
+               .split(",") if m.strip()]
     dev_name = torch.cuda.get_device_name(device) if cuda else (platform.processor() or "cpu")
     record = {
         "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
         "commit": _commit(), "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "device": str(device), "device_name": dev_name, "torch": torch.__version__,
         "python": platform.python_version(), "threads": torch.get_num_threads(),
-        "setting": {"name": setting_name, **setting, "images": args.images, "space": "darts"},
-        "steps": steps, "warmup": warmup, "methods": {},
+        "setting": {"name": setting_name, **setting, "images": args.images, "space": space},
+        "baseline": args.baseline, "steps": steps, "warmup": warmup, "methods": {},
     }
     print(f"search speed on {dev_name} ({device}), torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; setting {setting_name}: {setting}", flush=True)
     for m in methods:
-        cfgs = [_config(m, setting, str(device), images=args.images, **ex) for ex in (plain, fast)]
+        cfgs = [_config(m, setting, str(device), images=args.images, space=space, **ex)
+                for ex in (plain, fast)]
         if cuda:
             r_plain, r_fast = (measure(c, steps, warmup) for c in cfgs)
         else:
@@ -262,7 +282,7 @@ def main(argv: list[str] | None = None) -> dict:
                "speedup": r_plain["s_per_step"] / r_fast["s_per_step"]}
         if cuda and not args.no_largest_batch and m == "darts":
             row["largest_batch"] = largest_batch(m, setting, str(device), fast,
-                                                 max(3, steps // 2), args.images)
+                                                 max(3, steps // 2), args.images, space)
         record["methods"][m] = row
         mem = (f"  peak {r_plain['peak_gib']:.2f} / {r_fast['peak_gib']:.2f} GiB" if cuda else "")
         if cuda and r_fast["capture_error"]:
@@ -271,7 +291,7 @@ def main(argv: list[str] | None = None) -> dict:
               f"{r_fast['s_per_step']:.4f} s/step  speedup {row['speedup']:.2f}x{mem}", flush=True)
     if args.trajectory:
         t = trajectory("darts", setting, str(device), args.trajectory, args.trajectory_steps,
-                       plain, fast, args.trajectory_images)
+                       plain, fast, args.trajectory_images, space)
         record["trajectory"] = t
         print(f"trajectory: genotypes equal in {t['epochs_equal']}/{t['epochs']} epochs, "
               f"max |val acc plain - fast| {t['max_abs_val_acc_diff']:.4f}", flush=True)
@@ -280,6 +300,10 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = f"search-speed-{device.type}-{setting_name}"
+    if space != "darts":
+        stem += f"-{space}"
+    if args.baseline != "reference":
+        stem += f"-vs-{args.baseline}"
     (out / f"{stem}.json").write_text(json.dumps(record, indent=2) + "\n")
     (out / f"{stem}.md").write_text(md)
     print(f"wrote {out / stem}.md and .json")
@@ -288,12 +312,16 @@ def main(argv: list[str] | None = None) -> dict:
 
 def to_markdown(r: dict) -> str:
     s = r["setting"]
+    space = s.get("space", "darts")
+    plain = ("plain" if r.get("baseline", "reference") == "reference"
+             else "plain = fast path with --fused-edges off")
     lines = [
         f"# Search speed: plain vs fast path ({r['device_name']}, {r['device']})", "",
+        f"- space `{space}`; {plain}",
         f"- command: `{r['command']}`",
         f"- commit {r['commit']}, {r['date']}, torch {r['torch']}, python {r['python']}, "
         f"{r['threads']} CPU threads",
-        f"- setting `{s['name']}`: DARTS space, {s['layers']} cells, {s['channels']} channels, "
+        f"- setting `{s['name']}`: {s['layers']} cells, {s['channels']} channels, "
         f"batch {s['batch_size']}, synthetic {s['images']:,} images {tuple(s['shape'])} split "
         f"50/50, CIFAR-10's augmentation (crop with padding 4, flip); median of {r['steps']} steps after {r['warmup']} warm-up steps", "",
         "| method | plain s/step | fast s/step | speedup | plain s/epoch | fast s/epoch "

@@ -14,15 +14,17 @@ import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import NamedTuple
-
-import numpy as np
-import torch
-import torch.utils.data
-from torch import Tensor
+from typing import TYPE_CHECKING, NamedTuple
 
 from .errors import DataUnavailableError
+from .lazy_torch import LazyModule, torch
 from .registry import Registry
+
+if TYPE_CHECKING:
+    import numpy as np
+    from torch import Tensor
+else:
+    np = LazyModule("numpy")  # imported by the loaders, not by `list datasets`
 
 FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
 
@@ -222,10 +224,68 @@ for _name, _load, _description in (
 del _name, _load, _description
 
 
+REDUCTION_OPTIONS = ("train_subset", "test_subset", "downsample")
+"""Dataset options every dataset takes (``dataset_options`` of a run, so they enter its id):
+a smaller, cheaper version of the data for CPU studies; see :func:`reduce_dataset`."""
+
+
 def load_dataset(name: str, root: str | Path | None = None, **options: object) -> Dataset:
     """The dataset ``name`` (see :data:`DATASETS`) read from ``root`` (default:
-    :func:`default_data_root`)."""
-    return DATASETS.get(name).load(Path(root) if root else default_data_root(), **options)
+    :func:`default_data_root`). The :data:`REDUCTION_OPTIONS` are applied here, after the
+    loader; the other options go to the loader."""
+    reduction = {k: options.pop(k) for k in REDUCTION_OPTIONS if k in options}
+    data = DATASETS.get(name).load(Path(root) if root else default_data_root(), **options)
+    return reduce_dataset(data, **reduction) if reduction else data  # type: ignore[arg-type]
+
+
+def _stratified(y: Tensor, n: int | None, option: str) -> Tensor:
+    """Indices of ``n`` images of labels ``y``, an equal share per class (the first classes
+    take the remainder), each class's share drawn at random with a fixed seed (0, not the
+    run's: every run sees the same images), returned in stored order."""
+    total = len(y)
+    if n is None or n == total:
+        return torch.arange(total)
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 < n <= total:
+        raise DataUnavailableError(f"dataset option {option}: expected an integer in "
+                                   f"[1, {total}] (images to keep), got {n!r}")
+    classes = torch.unique(y)
+    g = torch.Generator().manual_seed(0)
+    keep = []
+    for i, c in enumerate(classes.tolist()):
+        members = torch.nonzero(y == c).flatten()
+        share = n // len(classes) + (1 if i < n % len(classes) else 0)
+        if share > len(members):
+            raise DataUnavailableError(f"dataset option {option}={n}: class {c} has only "
+                                       f"{len(members)} images, {share} needed")
+        keep.append(members[torch.randperm(len(members), generator=g)[:share]])
+    return torch.sort(torch.cat(keep)).values
+
+
+def reduce_dataset(data: Dataset, train_subset: int | None = None,
+                   test_subset: int | None = None, downsample: int | None = None) -> Dataset:
+    """A fixed, cheaper version of ``data``, for studies a CPU cannot afford on the full set.
+
+    * ``train_subset`` / ``test_subset``: keep that many images of the training / test set,
+      stratified by class, drawn with a fixed seed and kept in stored order (so the search
+      split, the first ``train_portion`` of the training set, stays a fixed sample too);
+    * ``downsample``: average ``k x k`` pixel blocks (28 x 28 -> 14 x 14 at 2; a side that
+      ``k`` does not divide loses its last pixels), rounded back to uint8.
+
+    The per-channel mean and std are recomputed on the reduced training set."""
+    train = _stratified(data.train_y, train_subset, "train_subset")
+    test = _stratified(data.test_y, test_subset, "test_subset")
+    train_x, test_x = data.train_x[train], data.test_x[test]
+    if downsample is not None:
+        if isinstance(downsample, bool) or not isinstance(downsample, int) or not (
+                1 <= downsample <= min(data.image_size)):
+            raise DataUnavailableError(f"dataset option downsample: expected an integer factor "
+                                       f"in [1, {min(data.image_size)}], got {downsample!r}")
+        pool = lambda x: torch.nn.functional.avg_pool2d(  # noqa: E731
+            x.float(), downsample).round().clamp(0, 255).to(torch.uint8)
+        train_x, test_x = pool(train_x), pool(test_x)
+    mean, std = _stats(train_x)
+    return replace(data, train_x=train_x, train_y=data.train_y[train], test_x=test_x,
+                   test_y=data.test_y[test], mean=mean, std=std)
 
 
 # --------------------------------------------------------------------------- batches
@@ -239,8 +299,8 @@ class BatchStream:
     def __init__(self, x: Tensor, y: Tensor, batch_size: int, mean: tuple[float, ...],
                  std: tuple[float, ...], device: torch.device, augment: Augment = Augment(),
                  shuffle: bool = True, drop_last: bool = True,
-                 memory_format: torch.memory_format = torch.contiguous_format):
-        self.memory_format = memory_format
+                 memory_format: torch.memory_format | None = None):
+        self.memory_format = torch.contiguous_format if memory_format is None else memory_format
         self.x = x.to(device)
         self.y = y.to(device)
         self.batch_size = batch_size
@@ -347,9 +407,11 @@ class BatchStream:
             yield x.contiguous(memory_format=self.memory_format), self.y[idx]
 
 
-class _TransformedImages(torch.utils.data.Dataset):
+class _TransformedImages:
     """Per-image CPU transforms in the order of the reference code: random crop (zero
-    padding), horizontal flip, to float in [0, 1], normalise, cutout (DARTS's ``Cutout``)."""
+    padding), horizontal flip, to float in [0, 1], normalise, cutout (DARTS's ``Cutout``).
+    A map-style dataset (``__len__``, ``__getitem__``: all a ``DataLoader`` asks of one), not
+    a ``torch.utils.data.Dataset`` subclass, so that this module imports without torch."""
 
     def __init__(self, stream: TorchLoaderStream, augment: bool):
         self.s, self.augment = stream, augment
@@ -390,7 +452,7 @@ class TorchLoaderStream(BatchStream):
     def __init__(self, x: Tensor, y: Tensor, batch_size: int, mean: tuple[float, ...],
                  std: tuple[float, ...], device: torch.device, augment: Augment = Augment(),
                  shuffle: bool = True, drop_last: bool = True, num_workers: int = 0,
-                 memory_format: torch.memory_format = torch.contiguous_format):
+                 memory_format: torch.memory_format | None = None):
         super().__init__(x[:0], y[:0], batch_size, mean, std, device, augment, shuffle,
                          drop_last, memory_format)
         self.x, self.y = x.cpu(), y.cpu()  # host copies; nothing of the split on the device

@@ -19,9 +19,12 @@ not enter the run id, and the effective values are recorded in ``config.json``/`
   slower (no native bf16 convolutions on this class of CPU). Master weights, alpha, the
   mixing softmax, the loss and the Hessian probes stay in fp32 in every case;
 * ``cudnn.benchmark`` on CUDA (every step has the same shapes, so the autotuning pays once);
-* ``fused_edges``: on. DARTS cells run source-fused (:mod:`.spaces.fused_cell`): the
-  candidates of all edges leaving a state run as one kernel per candidate, with a custom
-  CPU backward for depthwise convs (:mod:`.spaces.dwconv`); other cell families ignore it.
+* ``fused_edges``: the space family's ``fused_edges_default``. DARTS cells: on, they run
+  source-fused (:mod:`.spaces.darts.fused_cell`): the candidates of all edges leaving a state
+  run as one kernel per candidate, with a custom CPU backward for depthwise convs
+  (:mod:`.spaces.darts.dwconv`). NAS-Bench-201 cells: off, their fused path
+  (:mod:`.spaces.nb201.fused_cell`, ``--fused-edges on``) measured slower on the CPU
+  (docs/nb201.md). Families without a fused path ignore the setting.
 
 ``compile`` (off by default) wraps the supernet in ``torch.compile``; on the CPU it measured
 a 300 s compilation for a 1.2x faster step at the small benchmark setting, so it only pays
@@ -138,8 +141,9 @@ def _check(name: str, value: str, valid: tuple[str, ...]) -> None:
 
 def resolve_execution(memory_format: str, precision: str, data_loader: str, compile: bool,
                       device: torch.device, cuda_graphs: bool = False,
-                      fused_edges: str = "auto") -> Execution:
-    """Turn the ``auto`` settings into concrete ones for ``device``."""
+                      fused_edges: str = "auto", fused_default: bool = True) -> Execution:
+    """Turn the ``auto`` settings into concrete ones for ``device``; ``fused_default`` is what
+    ``fused_edges`` ``auto`` means for the run's space family (``fused_edges_default``)."""
     _check("memory_format", memory_format, MEMORY_FORMATS)
     _check("precision", precision, PRECISIONS)
     _check("data_loader", data_loader, DATA_LOADERS)
@@ -157,7 +161,7 @@ def resolve_execution(memory_format: str, precision: str, data_loader: str, comp
         precision = "bf16" if cuda else "fp32"
     return Execution(memory_format, precision, data_loader, cudnn_benchmark=cuda,
                      compile=bool(compile), cuda_graphs=bool(cuda_graphs),
-                     fused_edges=fused_edges != "off")
+                     fused_edges=fused_default if fused_edges == "auto" else fused_edges == "on")
 
 
 # the resolved settings of Execution that change what a run computes (see config.py's

@@ -17,11 +17,13 @@ the whole parameter space (a few hundred alphas at most here).
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING
 
 from .errors import NasbenchEvalError
+from .lazy_torch import torch
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 class HessianError(NasbenchEvalError):

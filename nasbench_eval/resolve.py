@@ -14,12 +14,14 @@ the config must not import them (that was an import cycle: config -> methods -> 
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from .config import GLOBAL_DEFAULTS, RunConfig, written_before_issue16
 from .methods import method_class
 from .options import as_schema, resolve_given
 from .oracles import resolve_auto_oracle
+from .rundir import CONFIG_FILE, is_done, read_json, read_summary
 from .sinks import check_sinks
 from .spaces import load_space
 
@@ -64,4 +66,35 @@ def legacy_resume_conflict(config: dict[str, Any], cfg: RunConfig) -> str | None
     return method_class(cfg.method).legacy_resume_conflict(config)
 
 
-__all__ = ["legacy_resume_conflict", "resolve_config"]
+def earlier_auto_run(requested: RunConfig, cfg: RunConfig) -> tuple[Path, str] | None:
+    """The unfinished run a ``--resume`` with ``--oracle auto`` most likely means, when the
+    run directory of ``cfg`` (``requested`` resolved) does not exist: a run in the same
+    ``--out`` with the same settings except the oracle, i.e. one where ``auto`` chose another
+    oracle in an earlier version (issue 22 changed its choice on the DARTS spaces). Returns
+    its directory and oracle, or None. Without this, such a resume would start a new run
+    under a new id and leave the user's run where it stopped, without a word."""
+    if requested.oracle != "auto":
+        return None
+    out = Path(cfg.out)
+    run_id = cfg.run_id()
+    if (out / run_id).exists() or not out.is_dir():
+        return None
+    prefix = run_id.rsplit("-", 1)[0] + "-"  # method-space-dataset-seedN-
+    for run_dir in sorted(out.glob(prefix + "*")):
+        doc = read_json(run_dir / CONFIG_FILE)
+        config = doc.get("config") if isinstance(doc, dict) else None
+        if not isinstance(config, dict) or config.get("oracle") in (None, cfg.oracle):
+            continue
+        if is_done(read_summary(run_dir, unreadable_ok=True)):
+            continue
+        try:
+            same = RunConfig.from_dict({**config, "oracle": cfg.oracle,
+                                        "oracle_options": cfg.oracle_options})
+        except (TypeError, ValueError):  # a config this version cannot read: not the one meant
+            continue
+        if same.run_id() == run_id:
+            return run_dir, str(config["oracle"])
+    return None
+
+
+__all__ = ["earlier_auto_run", "legacy_resume_conflict", "resolve_config"]

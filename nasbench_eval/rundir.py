@@ -32,8 +32,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
-import numpy as np
-
 from .errors import RunDirError
 
 # ----------------------------------------------------------------------------- names
@@ -84,6 +82,8 @@ def derived_seed(seed: int, epoch: int, stream: str) -> int:
     Every epoch's randomness is a function of (seed, epoch, stream) alone, which is why a
     resumed run computes what an uninterrupted one computes. ``epoch=-1`` is initialisation;
     streams: ``init``, ``train``, ``val``, ``torch`` (the global RNG)."""
+    import numpy as np  # here, not at the top: this module imports nothing heavy
+
     ss = np.random.SeedSequence([seed, epoch + 1, _STREAM_IDS[stream]])
     return int(ss.generate_state(1, dtype=np.uint64)[0] % (2**63 - 1))
 

@@ -29,13 +29,14 @@ from .execution import (Execution, StepRunner, execution_resume_conflict, prepar
 from .methods import Method, create_method
 from .oracles import Oracle, OracleContext, create_oracle, fallback_notes
 from .oracles.oneshot import accuracy
-from .resolve import legacy_resume_conflict, resolve_config
+from .resolve import earlier_auto_run, legacy_resume_conflict, resolve_config
 from .runlog import RunLog
 from .rundir import (CONFIG_FILE, FINISHED, GENOTYPES_FILE, RUNNING, SUMMARY_FILE, RunRecorder,
                      claim_run_dir, derived_seed, environment, is_done, is_finite, read_json,
                      refuse_existing, write_json)
 from .sinks import EpochRecord, open_sinks
 from .spaces import load_space
+from .spaces.registry import get_family
 from .spaces.base import Space
 from .spaces.supernet import SupernetBase
 
@@ -83,7 +84,8 @@ def build_search(cfg: RunConfig) -> Search:
             + (f": {reason}" if reason else "") + "; --oracle oneshot works everywhere")
     device = resolve_device(cfg.device)
     ex = resolve_execution(cfg.memory_format, cfg.precision, cfg.data_loader, cfg.compile, device,
-                           cfg.cuda_graphs, cfg.fused_edges)
+                           cfg.cuda_graphs, cfg.fused_edges,
+                           get_family(space.family).fused_edges_default)
     data = load_dataset(cfg.dataset, cfg.data_root, **cfg.dataset_options)
     tr_idx, va_idx = data.search_split(cfg.train_portion)
     for split, idx in (("search-train", tr_idx), ("search-val", va_idx)):
@@ -224,8 +226,15 @@ def run(cfg: RunConfig | None = None, *, resume: bool = False,
         cfg = RunConfig(**overrides)
     elif overrides:
         cfg = RunConfig.from_dict({**cfg.to_dict(), **overrides})
-    cfg = resolve_config(cfg)
+    requested, cfg = cfg, resolve_config(cfg)
     run_dir = Path(cfg.out) / cfg.run_id()
+    if resume and (earlier := earlier_auto_run(requested, cfg)) is not None:
+        raise RunDirError(
+            f"--resume: there is no run {cfg.run_id()} in {cfg.out} (--oracle auto now "
+            f"chooses '{cfg.oracle}' here), but {earlier[0]} has these settings with the "
+            f"oracle '{earlier[1]}', which auto chose when it was started, and is not "
+            f"finished. To continue it, add --oracle {earlier[1]}; to start a new run with "
+            f"'{cfg.oracle}', leave out --resume")
     # a bad --out fails here, before data and model are built; one driver per run directory
     with claim_run_dir(run_dir):
         if is_done(refuse_existing(run_dir / SUMMARY_FILE, resume)):
@@ -282,8 +291,9 @@ def _refuse_other_execution(doc: dict[str, Any], cfg: RunConfig, run_dir: Path) 
     """Refuse to continue a run with execution settings that compute differently from those
     it started with (config.json's record), saying what differs and how to go on."""
     device = resolve_device(cfg.device)
+    family = get_family(load_space(cfg.space).family)
     ex = resolve_execution(cfg.memory_format, cfg.precision, cfg.data_loader, cfg.compile,
-                           device, cfg.cuda_graphs, cfg.fused_edges)
+                           device, cfg.cuda_graphs, cfg.fused_edges, family.fused_edges_default)
     why = execution_resume_conflict(doc.get("execution"),
                                     (doc.get("environment") or {}).get("device"), ex, device)
     if why is not None:

@@ -12,13 +12,22 @@ and Kendall's tau / Spearman's rho of each against the reference are reported wi
 percentile-bootstrap intervals over genotypes, beside each oracle's cost per genotype. It then
 rescores the final genotypes of the committed fidelity study (results/fidelity-digits) on S3.
 
+Two studies (``--dataset``), each with its own output folder and fixed settings (:data:`STUDIES`):
+
+* ``digits`` (default): ``results/oracle-fidelity/``, the full scikit-learn digits;
+* ``fashion-mnist``: ``results/oracle-fidelity-fmnist/``, a reduced Fashion-MNIST that one CPU
+  thread can afford (dataset options ``train_subset`` 2,000 / ``test_subset`` 2,000 stratified
+  images, ``downsample`` 2 to 14 x 14; they are run settings, in every run id and cache key),
+  one darts search per space, and 30 genotypes per space; the oracles' budgets are the
+  digits study's, so the two halves differ only in the data.
+
 Every training goes through the train oracle and its cache (``OUT/oracle-cache/train.json``),
 so each command is resumable: run it again and it continues where it stopped. Pieces (each
 well under 10 minutes of one CPU thread with ``--limit-s``):
 
-    python studies/oracle_fidelity.py searches                  # the short searches (~4 min)
-    python studies/oracle_fidelity.py score --limit-s 500       # repeat until "all scored"
-    python studies/oracle_fidelity.py report                    # tables: OUT/report.md
+    python studies/oracle_fidelity.py [--dataset D] searches              # short searches
+    python studies/oracle_fidelity.py [--dataset D] score --limit-s 500   # until "all scored"
+    python studies/oracle_fidelity.py [--dataset D] report                # OUT/report.md
 """
 from __future__ import annotations
 
@@ -27,7 +36,7 @@ import csv
 import json
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,17 +44,12 @@ import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-OUT = ROOT / "results" / "oracle-fidelity"
 FIDELITY_RUNS = ROOT / "results" / "fidelity-digits" / "runs"
 
 # the fidelity study's search setting (studies/fidelity.toml): real short searches
-SEARCH = dict(dataset="digits", epochs=8, layers=3, channels=8, batch_size=16, alpha_lr=3e-3,
+SEARCH = dict(epochs=8, layers=3, channels=8, batch_size=16, alpha_lr=3e-3,
               bn_recalibration_batches=5, oracle="oneshot", device="cpu",
               memory_format="contiguous", progress=False)
-SEARCHES = {"s3": [("darts", 0)], "darts": [("darts", 0), ("sdarts-adv", 0)]}
-"""(method, seed) of the searches run per space; the first one's supernet scores one-shot."""
-N_RANDOM = {"s3": 10, "darts": 16}
-"""Random cells per space (S3 also gets the 30 final cells of the fidelity study)."""
 
 BUDGETS: dict[str, dict[str, Any]] = {
     "reference": {"train_epochs": 6, "cells": 5, "channels": 16, "batch_size": 64},
@@ -56,10 +60,58 @@ ORDER = ["oneshot", "train-1ep", "train-3ep", "reference"]
 """Scoring order: cheap first, so a stopped study still has every cheap column."""
 
 
+@dataclass(frozen=True)
+class Study:
+    """The fixed settings of one study (one dataset)."""
+
+    dataset: str
+    out: Path
+    searches: dict[str, list[tuple[str, int]]]
+    """(method, seed) of the searches run per space; the first one's supernet scores one-shot."""
+    n_random: dict[str, int]
+    """Random cells per space."""
+    fidelity_seeds: tuple[int, ...] | None
+    """S3 also gets the final cells of the fidelity study's runs of these seeds (None: all)."""
+    dataset_options: dict[str, Any] = field(default_factory=dict)
+    own_fidelity: bool = True
+    """The fidelity study ran on this dataset: its one-shot scores are a column and its cells
+    are rescored by method (otherwise its cells are only more derived cells of real searches)."""
+    extra: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Budgets scored after the others, while time is left: ``reference-seed1`` (the reference
+    with another training seed) measures how far the reference itself ranks reproducibly."""
+
+    @property
+    def order(self) -> list[str]:
+        return ORDER + list(self.extra)
+
+    def budget(self, name: str) -> dict[str, Any]:
+        return {**BUDGETS, **self.extra}[name]
+
+
+STUDIES = {
+    "digits": Study("digits", ROOT / "results" / "oracle-fidelity",
+                    {"s3": [("darts", 0)], "darts": [("darts", 0), ("sdarts-adv", 0)]},
+                    {"s3": 10, "darts": 16}, None),
+    # one CPU thread: ~1 h in all (RUN.md there); S3 30 genotypes = 8 derived cells of its
+    # search + 9 digits-searched fidelity cells (seeds 0-2 of each method) + 13 random
+    "fashion-mnist": Study("fashion-mnist", ROOT / "results" / "oracle-fidelity-fmnist",
+                           {"s3": [("darts", 0)], "darts": [("darts", 0)]},
+                           {"s3": 13, "darts": 22}, (0, 1, 2),
+                           {"train_subset": 2000, "test_subset": 2000, "downsample": 2},
+                           own_fidelity=False,
+                           extra={"reference-seed1": {**BUDGETS["reference"], "seed": 1}}),
+}
+STUDY = STUDIES["digits"]
+"""The study of this invocation (``--dataset``)."""
+OUT = STUDY.out
+
+
 def _search_cfg(space: str, method: str, seed: int):
     from nasbench_eval.config import RunConfig
 
-    return RunConfig(method=method, space=space, seed=seed, out=str(OUT / "runs"), **SEARCH)
+    return RunConfig(method=method, space=space, seed=seed, out=str(OUT / "runs"),
+                     dataset=STUDY.dataset, dataset_options=dict(STUDY.dataset_options),
+                     **SEARCH)
 
 
 def cmd_searches(args: argparse.Namespace) -> None:
@@ -67,7 +119,7 @@ def cmd_searches(args: argparse.Namespace) -> None:
     from nasbench_eval import run
     from nasbench_eval.spaces import load_space
 
-    for space, searches in SEARCHES.items():
+    for space, searches in STUDY.searches.items():
         genotypes: list[dict[str, Any]] = []
         for method, seed in searches:
             t0 = time.perf_counter()
@@ -80,13 +132,19 @@ def cmd_searches(args: argparse.Namespace) -> None:
         if space == "s3":  # the fidelity study's final cells (their own one-shot score too)
             for d in sorted(FIDELITY_RUNS.glob("*-s3-digits-seed*")):
                 s = json.loads((d / "summary.json").read_text())
+                if STUDY.fidelity_seeds is not None and s["seed"] not in STUDY.fidelity_seeds:
+                    continue
+                if not STUDY.own_fidelity:
+                    genotypes.append({"source": f"fidelity-digits {s['method']} seed {s['seed']}",
+                                      "genotype": s["final_genotype"]})
+                    continue
                 genotypes.append({"source": f"fidelity {s['method']} seed {s['seed']}",
                                   "genotype": s["final_genotype"],
                                   "fidelity_oneshot": s["final_test_error"],
                                   "fidelity_method": s["method"], "fidelity_seed": s["seed"]})
         sp = load_space(space)
         g = torch.Generator().manual_seed(2026)
-        for i in range(N_RANDOM[space]):
+        for i in range(STUDY.n_random[space]):
             genotypes.append({"source": f"random {i}", "genotype": sp.sample_genotype(g).to_dict()})
         (OUT / f"genotypes-{space}.json").write_text(json.dumps(genotypes, indent=1) + "\n")
         print(f"{space}: {len(genotypes)} genotypes", flush=True)
@@ -97,7 +155,7 @@ def _contexts(space: str):
     from nasbench_eval.rundir import load_checkpoint
     from nasbench_eval.runner import build_search
 
-    method, seed = SEARCHES[space][0]
+    method, seed = STUDY.searches[space][0]
     cfg = _search_cfg(space, method, seed)
     search = build_search(cfg)
     run_dir = OUT / "runs" / search.cfg.run_id()  # the resolved config names the run
@@ -115,8 +173,8 @@ def cmd_score(args: argparse.Namespace) -> None:
     from nasbench_eval.oracles.train import TrainOracle
 
     t_start = time.perf_counter()
-    searches = {space: _contexts(space) for space in SEARCHES}
-    for budget in ORDER:
+    searches = {space: _contexts(space) for space in STUDY.searches}
+    for budget in STUDY.order:
         for space, search in searches.items():
             items = json.loads((OUT / f"genotypes-{space}.json").read_text())
             path = _score_file(space)
@@ -136,7 +194,7 @@ def cmd_score(args: argparse.Namespace) -> None:
                     err = OneShotOracle().score(g, search.oracle_context())["test_error"]
                     column[str(i)] = {"test_error": err, "cost_s": time.perf_counter() - t0}
                 else:
-                    cfg = replace(search.cfg, oracle="train", oracle_options=BUDGETS[budget],
+                    cfg = replace(search.cfg, oracle="train", oracle_options=STUDY.budget(budget),
                                   out=str(OUT))
                     ctx = replace(search.oracle_context(), cfg=cfg)
                     r = TrainOracle().score(g, ctx)
@@ -183,12 +241,12 @@ def _unique(items: list[dict[str, Any]]) -> set[str]:
 
 def cmd_report(args: argparse.Namespace) -> None:
     rows, lines = [], []
-    for space in SEARCHES:
+    for space in STUDY.searches:
         items = json.loads((OUT / f"genotypes-{space}.json").read_text())
         scores = json.loads(_score_file(space).read_text())
         keep = _unique(items)
         ref = {k: v for k, v in scores.get("reference", {}).items() if k in keep}
-        for name in [b for b in ORDER if b != "reference"] + ["fidelity-oneshot"]:
+        for name in [b for b in STUDY.order if b != "reference"] + ["fidelity-oneshot"]:
             if name == "fidelity-oneshot":
                 pairs = [(it["fidelity_oneshot"], ref[str(i)]["test_error"], 0.0)
                          for i, it in enumerate(items) if "fidelity_oneshot" in it and str(i) in ref]
@@ -200,14 +258,14 @@ def cmd_report(args: argparse.Namespace) -> None:
                 continue
             x, y, c = (np.array(v, dtype=float) for v in zip(*pairs))
             r = _bootstrap(x, y)
-            rows.append({"space": space, "dataset": "digits", "oracle": name, "n": len(x),
+            rows.append({"space": space, "dataset": STUDY.dataset, "oracle": name, "n": len(x),
                          **{k: round(float(v), 4) for k, v in r.items()},
                          "cost_s_mean": round(float(c.mean()), 2),
                          "error_mean": round(float(x.mean()), 4)})
         ref_costs = [v["cost_s"] for v in ref.values()]
         ref_err = [v["test_error"] for v in ref.values()]
         if ref_costs:
-            rows.append({"space": space, "dataset": "digits", "oracle": "reference",
+            rows.append({"space": space, "dataset": STUDY.dataset, "oracle": "reference",
                          "n": len(ref_costs), "cost_s_mean": round(float(np.mean(ref_costs)), 2),
                          "error_mean": round(float(np.mean(ref_err)), 4)})
     cols = ["space", "dataset", "oracle", "n", "tau", "tau_lo", "tau_hi", "rho", "rho_lo",
@@ -216,6 +274,10 @@ def cmd_report(args: argparse.Namespace) -> None:
         w = csv.DictWriter(f, fieldnames=cols)
         w.writeheader()
         w.writerows(rows)
+    if STUDY.dataset_options:
+        lines += [f"Data: {STUDY.dataset} with dataset options {STUDY.dataset_options} "
+                  f"(see RUN.md). Correlations against `reference` over distinct genotypes; "
+                  f"`reference-seed1` is the reference trained with another seed.", ""]
     lines += ["| space | oracle | n | Kendall tau [95% CI] | Spearman rho [95% CI] | "
               "cost s / genotype | mean error |", "|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -225,7 +287,8 @@ def cmd_report(args: argparse.Namespace) -> None:
         else:
             lines.append(f"| {r['space']} | reference | {r['n']} | - | - | "
                          f"{r['cost_s_mean']:.2f} | {r['error_mean']:.3f} |")
-    lines += ["", *rescore_lines(args.chosen)]
+    if STUDY.own_fidelity:
+        lines += ["", *rescore_lines(args.chosen)]
     (OUT / "report.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -290,7 +353,10 @@ def _holm(ps: list[float]) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    global STUDY, OUT
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", choices=sorted(STUDIES), default="digits",
+                   help="which study (its data, genotypes and output folder)")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("searches")
     s = sub.add_parser("score")
@@ -298,6 +364,8 @@ def main(argv: list[str] | None = None) -> None:
     r = sub.add_parser("report")
     r.add_argument("--chosen", default="train-3ep", help="the oracle the rescoring uses")
     args = p.parse_args(argv)
+    STUDY = STUDIES[args.dataset]
+    OUT = STUDY.out
     torch.set_num_threads(1)
     OUT.mkdir(parents=True, exist_ok=True)
     {"searches": cmd_searches, "score": cmd_score, "report": cmd_report}[args.cmd](args)

@@ -27,6 +27,16 @@ def test_list_spaces_shows_ops_and_counts():
 def test_list_methods_and_datasets():
     res = invoke("list", "methods")
     assert res.exit_code == 0 and "darts-2nd" in res.output and "--hvp-r" in res.output
+    # the bundled spaces each method applies to (issue 18: the nb1shot1 spaces for all three)
+    where, method = {}, None
+    for line in res.output.splitlines():
+        if line[:1].strip():
+            method = line.split()[0]
+        elif line.strip().startswith("spaces:"):
+            where[method] = line.split("(bundled: ")[1].rstrip(")").split(", ")
+    for name in ("gdas", "pc-darts", "drnas"):
+        assert {"nb1shot1-1", "nb1shot1-2", "nb1shot1-3", "s3", "darts"} <= set(where[name])
+    assert "nb1shot1-1" not in where["msr"]  # msr: DARTS cells only
     res = invoke("list", "datasets")
     assert res.exit_code == 0 and "digits" in res.output and "cifar10" in res.output
 
@@ -131,6 +141,41 @@ def test_analysis_and_help_do_not_import_torch():
                   "from nasbench_eval import RunConfig, run  # the lazy top-level names\n"
                   "assert RunConfig().method == 'darts' and callable(run)")
     assert res.returncode == 0, res.stderr
+
+
+def test_help_pages_and_listings_do_not_import_torch():
+    """Every command's ``--help`` and every ``list`` (issue 17: they took 2-4 s, all of it
+    importing torch). Run under an import hook that refuses torch, so a module that reaches
+    for it fails here with the chain of imports in the message; the registries' entries
+    (methods, oracles, families, datasets) declare everything these print without torch."""
+    from nasbench_eval.cli.listing import list_
+
+    listings = [["list", name] for name in sorted(list_.commands)]
+    commands = [["--help"], *([name, "--help"] for name in sorted(COMMANDS)),
+                *([*args, "--help"] for args in listings), *listings]
+    code = f"""
+import contextlib, io, sys, traceback
+
+class NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError(f"{{name}} imported by:\\n" + "".join(traceback.format_stack()))
+
+sys.meta_path.insert(0, NoTorch())
+from nasbench_eval.cli import main
+
+for args in {commands!r}:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        main(args, standalone_mode=False, prog_name="nasbench-eval")
+    assert out.getvalue().strip(), f"nothing printed by {{args}}"
+    assert "torch" not in sys.modules, f"torch imported by {{args}}"
+print(len({commands!r}))
+"""
+    res = _python(code)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == [str(len(commands))]
+    assert len(commands) >= 20  # the group, its commands and the listings were all found
 
 
 def test_plugin_method_gets_typed_flags_on_run_and_sweep():

@@ -115,9 +115,11 @@ def test_parts_that_need_a_seam_call_are_refused_on_a_supernet_without_it():
     Bare().set_partial_channels(1)  # off is accepted everywhere
 
 
-@pytest.mark.parametrize("method", ["gdas", "drnas", "pc-darts"])
-def test_a_resumed_search_equals_an_uninterrupted_one(tiny_cfg, tmp_path, method):
-    cfg = replace(tiny_cfg, method=method, epochs=3, channels=8)
+@pytest.mark.parametrize("method,space", [("gdas", "s3"), ("drnas", "s3"), ("pc-darts", "s3"),
+                                          ("gdas", "nb1shot1-1"), ("pc-darts", "nb1shot1-3")])
+def test_a_resumed_search_equals_an_uninterrupted_one(tiny_cfg, tmp_path, method, space):
+    # train_portion 0.9: short search-val passes (the resume is what is compared)
+    cfg = replace(tiny_cfg, method=method, space=space, epochs=3, channels=8, train_portion=0.9)
     reference = run(replace(cfg, out=str(tmp_path / "straight")))
 
     def interrupt(epoch, row):

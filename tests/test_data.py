@@ -152,3 +152,40 @@ def test_real_fashion_mnist_from_the_debian_package(tmp_path):
     assert ds.train_y[:3].tolist() == [9, 0, 0] and ds.test_y[:3].tolist() == [9, 2, 1]
     assert ds.train_x.float().mean().item() / 255 == pytest.approx(0.2860, abs=5e-4)
     assert not (tmp_path / "no-download").exists()  # nothing was downloaded
+
+
+def test_reduction_options_keep_a_fixed_stratified_subset_and_downsample():
+    full = load_dataset("digits")
+    ds = load_dataset("digits", train_subset=200, test_subset=50, downsample=2)
+    assert ds.train_x.shape == (200, 1, 4, 4) and ds.test_x.shape == (50, 1, 4, 4)
+    assert torch.bincount(ds.train_y).tolist() == [20] * 10  # stratified
+    assert torch.bincount(ds.test_y).tolist() == [5] * 10
+    again = load_dataset("digits", train_subset=200, test_subset=50, downsample=2)
+    assert torch.equal(again.train_x, ds.train_x) and torch.equal(again.test_y, ds.test_y)
+    # the kept images are the full set's, in stored order, each 2x2 block averaged
+    kept = [i for i in range(len(full.train_y))
+            if any(torch.equal(full.train_x[i].float().view(1, 4, 2, 4, 2).mean((2, 4)).round()
+                               .to(torch.uint8), x) for x in ds.train_x[:3])]
+    assert len(kept) >= 3 and kept == sorted(kept)
+    assert ds.mean != full.mean  # statistics of the reduced training set
+    sub = load_dataset("digits", train_subset=203)
+    assert sub.train_x.shape[1:] == (1, 8, 8) and torch.equal(sub.test_x, full.test_x)
+    assert sorted(torch.bincount(sub.train_y).tolist()) == [20] * 7 + [21] * 3
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"train_subset": 0}, "train_subset: expected an integer in \\[1, 1437\\]"),
+    ({"test_subset": 5000}, "test_subset: expected an integer in \\[1, 360\\]"),
+    ({"downsample": 1.5}, "downsample: expected an integer factor"),
+])
+def test_bad_reduction_options_name_the_option(options, message):
+    with pytest.raises(DataUnavailableError, match=message):
+        load_dataset("digits", **options)
+
+
+def test_reduction_options_enter_the_run_id():
+    from nasbench_eval.config import RunConfig
+
+    plain = RunConfig(dataset="fashion-mnist")
+    reduced = RunConfig(dataset="fashion-mnist", dataset_options={"train_subset": 2000})
+    assert plain.run_id() != reduced.run_id()

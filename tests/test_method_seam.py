@@ -182,3 +182,29 @@ def test_stream_set_cutout_keeps_the_other_augmentation():
     assert s.image_size == (6, 10)
     s.set_cutout(3, 0.5)
     assert s.augment == Augment(crop_padding=2, hflip=True, cutout=3, cutout_prob=0.5)
+
+
+def test_refused_calls_are_the_seam_calls_a_supernet_refuses():
+    from nasbench_eval.spaces.supernet import SEAM_PROBES, refused_calls
+    calls = tuple(SEAM_PROBES)
+    assert refused_calls(_net(), calls) == []  # DARTS cells provide every seam call
+    nb = load_space("nb1shot1-1").build_supernet(4, 3, 3, 1)
+    assert refused_calls(nb, calls) == ["set_drop_path"]
+    assert refused_calls(nb, ("no_such_call",)) == ["no_such_call"]
+
+
+def test_every_bundled_family_declares_the_seam_calls_its_supernet_provides():
+    """``SpaceFamily.supernet_calls`` (what ``list methods`` reads without torch) is exactly
+    what a supernet of the family accepts."""
+    from nasbench_eval.spaces import builtin_spaces, family_of
+    from nasbench_eval.spaces.supernet import SEAM_PROBES, refused_calls
+    seen = set()
+    for name in builtin_spaces():
+        space = load_space(name)
+        if space.family in seen:
+            continue
+        seen.add(space.family)
+        net = space.build_supernet(4, 3, 3, 1)
+        provided = [c for c in SEAM_PROBES if c not in refused_calls(net, tuple(SEAM_PROBES))]
+        assert sorted(family_of(space).supernet_calls) == sorted(provided), space.family
+    assert seen >= {"darts-cell", "nb101-cell", "nb201-cell"}

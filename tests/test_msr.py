@@ -540,8 +540,10 @@ def test_method_defaults_apply_when_unset():
 
 @pytest.mark.filterwarnings("ignore:msr.*dropping")
 def test_resume_gives_the_same_metrics(tmp_path):
+    # batches of 64 and train_portion 0.9: the epoch's eval passes (search-val, the one-shot
+    # oracle's test split), each forward recomputing 504 normalised weights, take few batches
     cfg = RunConfig(method="msr", space="darts", dataset="digits", seed=0, epochs=2, layers=3,
-                    channels=4, batch_size=16, max_steps_per_epoch=2,
+                    channels=4, batch_size=64, max_steps_per_epoch=2, train_portion=0.9,
                     bn_recalibration_batches=1, progress=False, out=str(tmp_path / "results"),
                     method_options={"msr_mixing": "stable-rank"})
     reference = run(replace(cfg, out=str(tmp_path / "straight")))

@@ -66,3 +66,16 @@ def test_old_run_directories_load_in_the_leaderboard(old_results):
     assert set(runs["method"]) == {"darts", "sdarts-rs"}
     table = leaderboard(runs, n_boot=200)
     assert "sdarts-rs" in set(table["method"])
+
+
+def test_a_resume_under_auto_names_the_unfinished_run_auto_chose_before(old_results):
+    # the interrupted darts run was started with --oracle auto when auto meant oneshot on
+    # s3/digits; the same command with --resume must not start a new run silently
+    from nasbench_eval.errors import RunDirError
+
+    tiny = {**TINY, "oracle": "auto"}
+    with pytest.raises(RunDirError, match="add --oracle oneshot") as err:
+        run(RunConfig(method="darts", out=str(old_results), **tiny), resume=True)
+    assert "darts-s3-digits-seed0-9aff27c6" in str(err.value)
+    assert sorted(p.name for p in old_results.iterdir()) == [
+        "darts-s3-digits-seed0-9aff27c6", "sdarts-rs-s3-digits-seed0-e960ede8"]  # nothing made

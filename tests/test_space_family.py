@@ -117,9 +117,30 @@ def test_nb101_supernet_seam():
     net.set_edge_forward(None)
     with pytest.raises(SupernetSeamError, match="drop-path"):
         net.set_drop_path(0.1)
-    with pytest.raises(SupernetSeamError, match="edge forward"):
-        net.set_edge_forward(lambda edge, x, w: edge.default(x, w))
+    # the mixed op of every choice block is an edge: GDAS and PC-DARTS reach it (tests in
+    # test_gdas.py, test_pc_darts.py); every row is alone in its edge-normalisation group
+    net.set_edge_forward(lambda edge, x, w: edge.default(x, w))
+    assert net.node_edges() == {k: tuple((r,) for r in range(s[0]))
+                                for k, s in space.arch_shapes().items()}
 
 
 def test_the_plugin_family_is_gone_after_its_test():
     assert "chain-cell" not in FAMILIES
+
+
+def test_the_kept_cell_counts_are_what_the_enumeration_computes():
+    """``list spaces`` reads the bundled spaces' counts from each family's ``ENUMERATED``
+    (enumerating nb1shot1-3 takes seconds): every kept entry is enumerated again here, and
+    every bundled space of those families has one, so a changed spec or counting rule fails."""
+    from nasbench_eval.spaces import builtin_spaces
+    from nasbench_eval.spaces.nb101 import space as nb101
+    from nasbench_eval.spaces.nb201 import genotype as nb201
+
+    for key, kept in nb101.ENUMERATED.items():
+        assert nb101._count_cells.__wrapped__(key) == kept, key
+    for (ops, nodes), kept in nb201.ENUMERATED.items():
+        assert nb201.enumerate_cells.__wrapped__(ops, nodes) == kept, (ops, nodes)
+    spaces = [load_space(name) for name in builtin_spaces()]
+    nb101_keys = {nb101._structure_key(s) for s in spaces if s.family == "nb101-cell"}
+    nb201_keys = {(s.ops, s.nodes) for s in spaces if s.family == "nb201-cell"}
+    assert nb101_keys == set(nb101.ENUMERATED) and nb201_keys == set(nb201.ENUMERATED)

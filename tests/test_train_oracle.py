@@ -126,6 +126,10 @@ def test_auto_prefers_the_measured_oracle():
     assert resolve_config(RunConfig(space="darts", dataset="digits")).oracle == "oneshot"
     assert resolve_config(RunConfig(space="s2", dataset="digits")).oracle == "oneshot"  # unmeasured
     assert resolve_config(RunConfig(space="s3", dataset="cifar10")).oracle == "oneshot"
+    # measured on a reduced Fashion-MNIST (results/oracle-fidelity-fmnist): oneshot ahead on
+    # S3, no oracle separated on the darts space; auto keeps oneshot on both
+    for space in ("s3", "darts"):
+        assert resolve_config(RunConfig(space=space, dataset="fashion-mnist")).oracle == "oneshot"
     assert resolve_config(RunConfig(space="nb1shot1-1", dataset="digits",
                                     data_root="/nonexistent")).oracle == "oneshot"
     # before issue 22 auto resolved to oneshot here: that run keeps its id when asked for by
@@ -152,13 +156,15 @@ def test_reference_scores_use_the_runs_oracle(tmp_path):
 
 @pytest.fixture(scope="module")
 def gappy(tmp_path_factory):
-    """Two methods x 3 seeds, 3 epochs, scored at epochs 2 and 3 only (--oracle-every 2)."""
+    """Two methods x 3 seeds, 3 epochs, scored at epochs 2 and 3 only (--oracle-every 2);
+    train_portion 0.9 keeps each epoch's search-val pass short."""
     root = tmp_path_factory.mktemp("gappy")
     for method in ("darts", "random-ws"):
         for seed in range(3):
             run(method=method, space="s3", dataset="digits", seed=seed, epochs=3, layers=3,
                 channels=4, batch_size=32, max_steps_per_epoch=2, oracle="oneshot",
-                oracle_every=2, bn_recalibration_batches=1, out=str(root), progress=False,
+                train_portion=0.9, oracle_every=2, bn_recalibration_batches=1, out=str(root),
+                progress=False,
                 method_options={"rws_samples": 2, "rws_eval_batches": 1, "rws_top": 1}
                 if method == "random-ws" else {})
     return root

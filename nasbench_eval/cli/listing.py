@@ -49,41 +49,15 @@ def _option_lines(options: dict[str, Any], indent: str,
     return lines
 
 
-def _builtin_spaces_of(cls: type, checked: dict[tuple[str, str], bool]
-                       ) -> tuple[list[str], list[str]]:
-    """The built-in spaces method ``cls`` runs on and those it does not: its ``adapt_space``
-    accepts the space, and a throwaway tiny supernet of it honours every seam call in
-    ``cls.needs`` (made on it: :func:`~nasbench_eval.spaces.supernet.seam_refusal`).
-    ``checked`` caches (space, call) answers across methods."""
-    from ..spaces.registry import builtin_spaces, load_space
-    from ..spaces.supernet import seam_refusal
-
-    fits, not_fits = [], []
-    for name in builtin_spaces():
-        space = load_space(name)
-        try:
-            cls().adapt_space(space)
-        except NasbenchEvalError:
-            not_fits.append(name)
-            continue
-        ok = True
-        for call in cls.needs:
-            if (name, call) not in checked:
-                net = space.build_supernet(channels=4, layers=3, num_classes=2, in_channels=1)
-                checked[name, call] = seam_refusal(net, call) is None
-            ok = ok and checked[name, call]
-        (fits if ok else not_fits).append(name)
-    return fits, not_fits
-
-
 @list_.command(name="methods")
 def list_methods() -> None:
     """Each registered method (plugins included): what it does, its paper and its options
     (the flags of `run` and `sweep`, or -o KEY=VALUE)."""
     from ..methods.base import method_description
+    from ..spaces import builtin_spaces, load_space
 
     pad = " " * 15
-    checked: dict[tuple[str, str], bool] = {}
+    spaces = [load_space(name) for name in builtin_spaces()]
     for name, cls in method_classes().items():
         click.echo(f"{name:14s} {method_description(cls)}")
         if cls.paper:
@@ -92,13 +66,23 @@ def list_methods() -> None:
                  else "every family")
         if cls.needs:
             where += f" whose supernet provides {', '.join(cls.needs)}"
-        fits, not_fits = _builtin_spaces_of(cls, checked)
-        click.echo(f"{pad}spaces: {', '.join(fits) or 'no built-in space'} ({where}"
-                   + (f"; not {', '.join(not_fits)}" if not_fits else "") + ")")
+        bundled = _bundled_spaces_for(cls, spaces)
+        click.echo(f"{pad}spaces: {where} (bundled: {', '.join(bundled) or 'none'})")
         if cls.options:
             click.echo(f"{pad}options (flags of run and sweep, or -o KEY=VALUE):")
             for line in _option_lines(cls.options, pad + "  "):
                 click.echo(line)
+
+
+def _bundled_spaces_for(cls: Any, spaces: list[Any]) -> list[str]:
+    """The bundled ``spaces`` a method applies to: its family is in ``families`` (if set)
+    and the family's supernet provides every call in ``needs`` (the family's declared
+    ``supernet_calls``: no supernet is built, no torch imported)."""
+    from ..spaces import family_of
+
+    return [space.name for space in spaces
+            if (not cls.families or space.family in cls.families)
+            and set(cls.needs) <= set(family_of(space).supernet_calls)]
 
 
 @list_.command(name="datasets")

@@ -100,8 +100,10 @@ def build() -> click.Command:
                        "(CUDA only; methods that support it; not yet verified on a GPU).")
     @click.option("--fused-edges", type=Choice(["auto", "on", "off"]),
                   default=_D.fused_edges, show_default=True,
-                  help="Run DARTS cells source-fused: every candidate of all edges leaving a state "
-                       "as one kernel (auto: on; off: one module call per candidate and edge).")
+                  help="Run cells source-fused: every candidate of all edges leaving a state "
+                       "as one kernel (auto: the space family's default, on for DARTS cells, "
+                       "off for nb201, measured slower there; off: one module call per "
+                       "candidate and edge).")
     @click.option("--log-to", default="", metavar="SINKS",
                   help="Mirror the run into experiment trackers: tensorboard, mlflow or "
                        "tensorboard,mlflow (see `list sinks`; metrics.csv stays the record; a "

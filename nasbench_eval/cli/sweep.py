@@ -108,13 +108,18 @@ def build() -> click.Command:
     @click.option("--workers", type=int,
                   help="local, CPU: run N searches at a time in worker processes, each with "
                        "--cpus-per-run threads (default 1) [default: one at a time].")
+    @click.option("--pack", type=int,
+                  help="Run the seeds of each setting K at a time as one packed search (the "
+                       "same run directories and ids; local and ray executors; settings that "
+                       "cannot pack run one at a time, with a note) [default: 1, unpacked].")
     @click.option("--dry-run", is_flag=True, help="Print the grid and what would run; run nothing.")
     @click.option("--quiet", is_flag=True, help="No progress lines, only the final counts.")
     @with_executor_flags(ex_flags)
     @with_method_flags(flags)
     def sweep(sweep_file: str | None, sets: tuple[str, ...], options: tuple[str, ...],
               executor: str | None, gpus: int | None, ray_address: str | None,
-              cpus_per_run: int | None, workers: int | None, dry_run: bool, quiet: bool,
+              cpus_per_run: int | None, workers: int | None, pack: int | None,
+              dry_run: bool, quiet: bool,
               **kwargs: Any) -> None:
         """Run a grid of searches: methods x spaces x datasets x seeds.
 
@@ -125,6 +130,7 @@ def build() -> click.Command:
 
         \b
         nasbench-eval sweep --methods darts,sdarts-rs --spaces s2,s3 --seeds 0-9 --epochs 50
+        nasbench-eval sweep --methods darts --spaces s3 --seeds 0-7 --pack 8
         nasbench-eval sweep studies/smoke.toml --executor ray --gpus 4
         nasbench-eval sweep studies/smoke.toml --executor slurm --slurm-partition gpu
         """
@@ -152,7 +158,7 @@ def build() -> click.Command:
                 if not quiet and not dry_run:
                     click.echo(line, err=True)
             doc = run_sweep(sweep_file, executor=executor, gpus=gpus, ray_address=ray_address,
-                            cpus_per_run=cpus_per_run, workers=workers,
+                            cpus_per_run=cpus_per_run, workers=workers, pack=pack,
                             executor_options=executor_options, dry_run=dry_run,
                             quiet=quiet, origins=origins, **grid)
         except NasbenchEvalError as exc:

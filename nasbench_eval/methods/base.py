@@ -18,10 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any, ClassVar, Protocol
-
-import torch
-from torch import Tensor, nn
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from ..config import RunConfig
 from ..errors import NasbenchEvalError
@@ -30,8 +27,12 @@ from ..registry import Registry
 from ..spaces.base import Genotype
 from ..spaces.base import Space
 
-Batch = tuple[Tensor, Tensor]
-ArchWeights = dict[str, Tensor]
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor, nn
+
+Batch = tuple["Tensor", "Tensor"]
+ArchWeights = dict[str, "Tensor"]
 
 
 class Mixing(Protocol):

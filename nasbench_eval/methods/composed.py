@@ -26,20 +26,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, ClassVar
-
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..composition import DEFAULT_PARTS, PARTS, PERTURBATIONS, PRESETS
 from ..config import RunConfig
+from ..lazy_torch import F, nn, torch
 from ..options import Option, OptionError
 from ..spaces.base import Genotype, Space
 from .base import ArchWeights, Batch
 from .gradient import GradientMethod
 from .perturbations import pgd_perturbation, random_perturbation
 from .samplers import Sampler, SinglePath, SoftmaxSampler
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 PERTURB_OPTIONS = ("eps_min", "eps_max", "pgd_steps", "pgd_step_size")
 

@@ -11,18 +11,18 @@ with w+- = w +- eps * dL_val/dw' and eps = 0.01 / ||dL_val/dw'||.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor
-from torch.func import functional_call
-
+from ..lazy_torch import F, torch
 from ..options import Option
 from .base import Batch, register
 from .composed import ComposedMethod, composed_options
 from .gradient import GradientMethod
 
-LossFn = Callable[[list[Tensor], list[Tensor]], Tensor]
+if TYPE_CHECKING:
+    from torch import Tensor
+
+LossFn = Callable[[list["Tensor"], list["Tensor"]], "Tensor"]
 """loss(w, alpha) for lists of weight tensors and architecture tensors."""
 
 
@@ -100,7 +100,7 @@ class Darts2nd(GradientMethod):
             def loss(w: list[Tensor], a: list[Tensor]) -> Tensor:
                 weights = self.mixing(dict(zip(keys, a)))
                 with self.autocast():  # the run's precision, as every other forward
-                    logits = functional_call(net, {**dict(zip(names, w)), **buffers},
+                    logits = torch.func.functional_call(net, {**dict(zip(names, w)), **buffers},
                                              (x, weights))
                 if logits.dtype in (torch.bfloat16, torch.float16):
                     logits = logits.float()

@@ -27,16 +27,17 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
-
-import torch
-from torch import Tensor, nn
+from typing import TYPE_CHECKING, Any
 
 from ..config import RunConfig
+from ..lazy_torch import nn, torch
 from ..options import Option
 from ..spaces.base import Space
 from .base import Batch, register
 from .rdarts import PAPER, RobustDartsBase
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 HESSIAN_MODES = ("full", "power")
 

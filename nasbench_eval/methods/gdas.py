@@ -10,7 +10,9 @@ GDAS's speed claim (benchmarks/new_methods.py measures it). tau falls linearly f
 supernet is evaluated with softmax(alpha) through the full mixture, and the genotype is the
 space's rule on softmax(alpha). Choosing the candidate reads the sample on the host (one sync
 per forward), so GDAS steps are not captured as CUDA graphs. Needs a supernet with
-``set_edge_forward`` (DARTS cells; not the nb101-cell one-shot model).
+``set_edge_forward``. Rows of a weight key without candidate modules (NAS-Bench-1Shot1's
+parent and output rows, which weight whole states) get a relaxed Gumbel-softmax sample at
+the same tau, as NAS-Bench-1Shot1's ``optimizers/gdas`` does (:func:`relaxed_keys`).
 """
 from __future__ import annotations
 
@@ -51,9 +53,18 @@ class Gdas(ComposedMethod):
         if self.opts["tau_min"] > self.opts["tau_max"]:
             raise OptionError(f"method 'gdas' needs --tau-min <= --tau-max, got tau_min="
                               f"{self.opts['tau_min']}, tau_max={self.opts['tau_max']}")
+        self.sampler.relaxed_keys = relaxed_keys(supernet)
 
     def make_sampler(self) -> Sampler:
         return GumbelHardSampler(float(self.opts["tau_max"]), float(self.opts["tau_min"]))
 
     def make_single_path(self) -> SinglePath:
         return SinglePath(self.opts["gdas_unselected"])
+
+
+def relaxed_keys(supernet) -> frozenset[str]:
+    """The weight keys none of whose rows has candidate modules (the supernet's
+    ``candidates()`` names no such cell type): they weight whole states, so GDAS samples them
+    relaxed. Empty for DARTS cells and NAS-Bench-201, whose every row is a mixed edge."""
+    with_candidates = {c.cell_type for c in supernet.candidates()}
+    return frozenset(k for k in supernet.arch_shapes() if k not in with_candidates)

@@ -10,18 +10,18 @@ Max-W, or a plugin's temperature softmax).
 """
 from __future__ import annotations
 
-from typing import Any
-
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from typing import TYPE_CHECKING, Any
 
 from ..config import RunConfig
 from ..hessian import max_eigenvalue
+from ..lazy_torch import F, nn, torch
 from ..spaces.base import Genotype
 from ..spaces.base import Space
 from .base import ArchWeights, Batch, Mixing
 from .weights import WeightTraining
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 class SoftmaxMixing:

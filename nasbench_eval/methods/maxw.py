@@ -25,8 +25,7 @@ alpha says. Softmax keeps the ranking information.
 """
 from __future__ import annotations
 
-import torch.nn.functional as F
-
+from ..lazy_torch import F
 from ..spaces.base import Genotype
 from .base import ArchWeights, register
 from .gradient import GradientMethod

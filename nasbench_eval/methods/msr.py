@@ -39,21 +39,22 @@ from __future__ import annotations
 import copy
 import dataclasses
 import warnings
-from typing import Any
-
-import torch
-from torch import Tensor, nn
+from typing import TYPE_CHECKING, Any
 
 from ..config import RunConfig
 from ..errors import NasbenchEvalError
+from ..lazy_torch import nn, torch
 from ..spaces.darts.genotype import Genotype, Pair
 from ..spaces.darts.ops import OPS
 from ..spaces.darts.spec import CELL_TYPES, SearchSpace
-from ..spectral import conv_stable_rank, raw_weight, spectral_norm_of, spectral_normalize_conv
 from ..options import Option
-from ..spaces.supernet import EdgeCall
 from .base import ArchWeights, Batch, register
 from .weights import WeightTraining
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from ..spaces.supernet import EdgeCall
 
 MIXINGS = ("sum", "stable-rank", "fixed")
 
@@ -159,6 +160,8 @@ class Msr(WeightTraining):
               steps_per_epoch: int) -> None:
         opts = self.resolve_options(cfg)
         coeff, iters = float(opts["msr_coeff"]), opts["msr_power_iters"]
+        from ..spectral import spectral_norm_of, spectral_normalize_conv  # torch
+
         # spectral normalisation first: the w optimizer then sees the parametrized weights
         by_cell: dict[int, list[tuple[int, int, str, nn.Conv2d]]] = {}
         cell_types: dict[int, str] = {}
@@ -216,6 +219,8 @@ class Msr(WeightTraining):
         seen one yet; otherwise a conv without a forward counts its 1x1 operator as one
         pixel (the matrix stable rank).
         """
+        from ..spectral import conv_stable_rank, raw_weight  # torch
+
         rows = []
         for i, (cell_type, entries) in enumerate(self.candidates):
             sr = torch.full(self.space.arch_shapes()[cell_type], float("inf"),

@@ -15,14 +15,15 @@ function here reads a tensor value on the host, so a step never syncs.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor
-
+from ..lazy_torch import F, torch
 from .base import ArchWeights
 
-WeightsLoss = Callable[[ArchWeights], Tensor]
+if TYPE_CHECKING:
+    from torch import Tensor
+
+WeightsLoss = Callable[[ArchWeights], "Tensor"]
 """loss(weights) of mixing weights (one tensor per cell type) -> scalar tensor."""
 
 

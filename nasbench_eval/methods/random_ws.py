@@ -39,19 +39,18 @@ from __future__ import annotations
 import sys
 import time
 from itertools import islice
-from typing import Any
-
-import numpy as np
-import torch
-from torch import Tensor, nn
-from tqdm.auto import tqdm
+from typing import TYPE_CHECKING, Any
 
 from ..config import RunConfig
 from ..errors import NasbenchEvalError
+from ..lazy_torch import nn, no_grad, torch
 from ..spaces.base import Space
 from ..options import Option
 from .base import ArchWeights, Batch, register
 from .weights import WeightTraining
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 _SAMPLE_STREAM, _SELECT_STREAM, _INITIAL_STREAM = 101, 102, 103
 _CHUNK = 10  # architectures scored per host sync during the screening (progress granularity)
@@ -72,6 +71,8 @@ def default_samples(epochs: int, steps_per_epoch: int) -> int:
 
 def _seed(seed: int, epoch: int, stream: int) -> int:
     """Reproducible seed of one stream of this method's randomness in one epoch."""
+    import numpy as np  # here: `list methods` imports this module
+
     ss = np.random.SeedSequence([seed, epoch + 1, stream])
     return int(ss.generate_state(1, dtype=np.uint64)[0] % (2**63 - 1))
 
@@ -150,7 +151,7 @@ class RandomWS(WeightTraining):
         return self._screen
 
     # ------------------------------------------------------------------ scoring
-    @torch.no_grad()
+    @no_grad
     def score(self, genotypes: list[Any], batches: list[Batch] | None = None) -> list[float]:
         """One-shot accuracy of each genotype (eval mode, BN running statistics) on
         ``batches``, or on the whole search-val split when None. One host sync in all."""
@@ -185,6 +186,8 @@ class RandomWS(WeightTraining):
             print(f"random-ws selection after epoch {epoch + 1}: screening {n} architectures "
                   f"on {k} search-val batches each, then the best {self.opts['rws_top']} on "
                   f"the whole split", file=sys.stderr, flush=True)
+        from tqdm.auto import tqdm
+
         bar = tqdm(total=n, desc="random-ws selection", unit="arch", leave=False,
                    disable=not (show and sys.stderr.isatty()), dynamic_ncols=True)
         scores: list[float] = []

@@ -28,17 +28,19 @@ import math
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
-
-from torch import Tensor, nn
+from typing import TYPE_CHECKING, Any
 
 from ..config import RunConfig
 from ..errors import NasbenchEvalError
+from ..lazy_torch import nn
 from ..options import Option, OptionError
 from ..spaces.base import Space
 from .base import Batch, register
 from .darts import Darts2nd
 from .gradient import GradientMethod
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 PAPER = ("Zela, Elsken, Saikia, Marrakchi, Brox & Hutter, Understanding and Robustifying "
          "Differentiable Architecture Search, ICLR 2020")

@@ -18,15 +18,15 @@ All randomness comes from torch's global RNG (the runner reseeds it every epoch)
 """
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor
-from torch.distributions import Dirichlet, kl_divergence
-
-from ..spaces.supernet import EdgeCall
+from ..lazy_torch import F, torch
 from .base import ArchWeights
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from ..spaces.supernet import EdgeCall
 
 
 class Sampler:
@@ -98,19 +98,37 @@ def gumbel_hard(alpha: Tensor, tau: float) -> tuple[Tensor, Tensor]:
     return one_hot - p.detach() + p, index
 
 
+def gumbel_soft(alpha: Tensor, tau: float) -> Tensor:
+    """One relaxed Gumbel-softmax sample per row, softmax((log_softmax(alpha) + g) / tau)
+    (torch's ``gumbel_softmax(hard=False)``; the same noise draw and redraw rule as
+    :func:`gumbel_hard`)."""
+    while True:
+        g = -torch.empty_like(alpha).exponential_().log()
+        p = F.softmax((F.log_softmax(alpha, dim=-1) + g) / tau, dim=-1)
+        if bool(torch.isfinite(g).all()) and bool(torch.isfinite(p).all()):
+            return p
+
+
 class GumbelHardSampler(Sampler):
-    """GDAS: one hard straight-through Gumbel-softmax sample per edge and forward."""
+    """GDAS: one hard straight-through Gumbel-softmax sample per edge and forward.
+
+    Keys in :attr:`relaxed_keys` get the relaxed sample (:func:`gumbel_soft`) instead: rows
+    that weight whole states rather than choose among candidate modules (NAS-Bench-1Shot1's
+    parent and output rows), as NAS-Bench-1Shot1's GDAS does (hard samples there "very
+    quickly gave exploding gradients", its code says)."""
 
     name = "gumbel-hard"
     single_path = True
     perturbable = False
     capturable = False
 
-    def __init__(self, tau_max: float = 10.0, tau_min: float = 0.1):
+    def __init__(self, tau_max: float = 10.0, tau_min: float = 0.1,
+                 relaxed_keys: frozenset[str] = frozenset()):
         self.tau_max, self.tau_min = tau_max, tau_min
         self.tau = tau_max
+        self.relaxed_keys = relaxed_keys
         self.index: dict[str, Tensor] = {}
-        """The columns of the last sample, by weight key (device tensors)."""
+        """The columns of the last sample, by weight key (device tensors; hard keys only)."""
 
     def set_progress(self, epoch: int, epochs: int) -> None:
         self.tau = gdas_tau(epoch, epochs, self.tau_max, self.tau_min)
@@ -118,7 +136,10 @@ class GumbelHardSampler(Sampler):
     def sample(self, alphas: ArchWeights) -> ArchWeights:
         out: ArchWeights = {}
         for k, a in alphas.items():
-            out[k], self.index[k] = gumbel_hard(a, self.tau)
+            if k in self.relaxed_keys:
+                out[k] = gumbel_soft(a, self.tau)
+            else:
+                out[k], self.index[k] = gumbel_hard(a, self.tau)
         return out
 
     def log(self) -> dict[str, float]:
@@ -138,9 +159,10 @@ def concentration(alpha: Tensor, kind: str = "elu") -> Tensor:
 def dirichlet_kl_to_anchor(alpha: Tensor, kind: str = "elu", anchor: float = 1.0) -> Tensor:
     """sum over edges of KL(Dir(concentration(alpha)) || Dir(anchor * 1)), DrNAS's 'kl'
     regulariser (anchor 1: the uniform Dirichlet)."""
-    q = Dirichlet(concentration(alpha, kind), validate_args=False)  # no host-side check
-    p = Dirichlet(torch.full_like(alpha, anchor), validate_args=False)
-    return kl_divergence(q, p).sum()
+    dist = torch.distributions
+    q = dist.Dirichlet(concentration(alpha, kind), validate_args=False)  # no host-side check
+    p = dist.Dirichlet(torch.full_like(alpha, anchor), validate_args=False)
+    return dist.kl_divergence(q, p).sum()
 
 
 class DirichletSampler(Sampler):
@@ -154,7 +176,8 @@ class DirichletSampler(Sampler):
         self.kind, self.kl_scale, self.anchor = kind, kl_scale, anchor
 
     def sample(self, alphas: ArchWeights) -> ArchWeights:
-        return {k: Dirichlet(concentration(a, self.kind), validate_args=False).rsample()
+        return {k: torch.distributions.Dirichlet(concentration(a, self.kind),
+                                                 validate_args=False).rsample()
                 for k, a in alphas.items()}
 
     def expected(self, alphas: ArchWeights) -> ArchWeights:

@@ -10,16 +10,16 @@ machinery on top (:class:`~nasbench_eval.methods.gradient.GradientMethod`).
 from __future__ import annotations
 
 from contextlib import nullcontext
-from typing import Any
-
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from typing import TYPE_CHECKING, Any
 
 from ..config import GLOBAL_DEFAULTS, RunConfig
+from ..lazy_torch import F, nn, torch
 from ..schedules import lr_at
 from ..spaces.base import Space
 from .base import ArchWeights, Batch, Method
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 class WeightTraining(Method):

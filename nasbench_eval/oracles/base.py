@@ -18,12 +18,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import torch
-from torch import nn
-
 from ..config import RunConfig
 from ..data import BatchStream
 from ..errors import NasbenchEvalError
+from ..lazy_torch import nn, torch
 from ..options import Option, resolve_options
 from ..registry import Registry
 from ..spaces.base import Genotype, Space

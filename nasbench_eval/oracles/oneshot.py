@@ -10,14 +10,12 @@ from __future__ import annotations
 import copy
 from typing import Any, ClassVar
 
-import torch
-from torch import nn
-
+from ..lazy_torch import nn, no_grad, torch
 from ..spaces.base import Genotype
 from .base import Oracle, OracleContext, register_oracle
 
 
-@torch.no_grad()
+@no_grad
 def accuracy(model: nn.Module, weights: dict, stream) -> tuple[float, float]:
     """(mean loss, accuracy) of ``model`` on every batch of ``stream`` in eval mode."""
     model.eval()

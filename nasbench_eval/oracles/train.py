@@ -39,11 +39,8 @@ import warnings
 from pathlib import Path
 from typing import Any, ClassVar
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-
 from ..errors import NasbenchEvalError
+from ..lazy_torch import F, nn, torch
 from ..options import Option
 from ..rundir import atomic_write
 from ..spaces.base import Genotype, Space

@@ -14,10 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-import torch
-from torch import nn
-
 from ..errors import NasbenchEvalError
+from ..lazy_torch import nn, torch
 from ..rundir import fingerprint
 from ..spaces.base import Genotype, Space
 from ..spaces.registry import family_of

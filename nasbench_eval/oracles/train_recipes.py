@@ -11,14 +11,16 @@ budget for its evaluation network
 from __future__ import annotations
 
 import copy
-from typing import Any
-
-from torch import Tensor, nn
+from typing import TYPE_CHECKING, Any
 
 from ..data import BatchStream
 from ..errors import NasbenchEvalError
+from ..lazy_torch import nn
 from ..rundir import fingerprint
 from ..spaces.base import Genotype, SpaceFamily
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 _RUN_KEYS = ("dataset", "dataset_options", "train_portion", "max_steps_per_epoch")
 

@@ -15,9 +15,10 @@ Seeds resumed at different epochs are brought level first (the laggards run pack
 from __future__ import annotations
 
 import contextlib
+import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,12 +28,23 @@ import torch
 from ..config import RunConfig
 from ..errors import NasbenchEvalError
 from ..methods import method_class
-from ..rundir import FAILED, FINISHED, INTERRUPTED, RUNNING, claim_run_dir
+from ..rundir import DONE, FAILED, FINISHED, INTERRUPTED, RUNNING, claim_run_dir
 from ..runlog import RunLog
 from ..resolve import resolve_config
 from ..spaces import load_space
 from .net import PackedSupernet, PackingError
 from .step import PACKED_METHODS, REFUSED, packed_step_for
+
+_log = logging.getLogger(__name__)
+
+
+def _say(text: str, echo: bool) -> None:
+    """A line of the packed group: on the console unless quiet, and in every seed's
+    ``run.log`` (each seed's :class:`~nasbench_eval.runlog.RunLog` listens on the package
+    logger), as :meth:`RunLog.say` does for a single run."""
+    if echo:
+        print(text, file=sys.stderr)
+    _log.info(text)
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -99,9 +111,16 @@ def run_seeds(cfg: RunConfig, seeds: Sequence[int], pack: int | None = None,
     return dirs
 
 
-def run_packed(cfgs: Sequence[RunConfig], resume: bool = False) -> list[Path]:
+SeedEpochCallback = Callable[[int, int, dict[str, Any]], None]
+"""``(seed, epoch, row)``, called after a seed of a packed group recorded an epoch (the
+sweep's progress events)."""
+
+
+def run_packed(cfgs: Sequence[RunConfig], resume: bool = False,
+               on_epoch_end: SeedEpochCallback | None = None) -> list[Path]:
     """Run the searches ``cfgs`` (resolved; the same settings but the seed) as one packed
-    computation; returns their run directories in order."""
+    computation; returns their run directories in order. ``on_epoch_end(seed, epoch, row)``
+    follows each seed's recorded epochs."""
     seeds = [c.seed for c in cfgs]
     with contextlib.ExitStack() as stack:
         # every run directory locked (one driver each) and writing its own run.log; a
@@ -110,10 +129,11 @@ def run_packed(cfgs: Sequence[RunConfig], resume: bool = False) -> list[Path]:
             stack.enter_context(claim_run_dir(Path(c.out) / c.run_id()))
         for c in cfgs:
             stack.enter_context(RunLog(Path(c.out) / c.run_id(), c.run_id(), wait_for_config=True))
-        return _run_packed(cfgs, resume, {"packed_seeds": seeds})
+        return _run_packed(cfgs, resume, {"packed_seeds": seeds}, on_epoch_end)
 
 
-def _run_packed(cfgs: Sequence[RunConfig], resume: bool, note: dict[str, Any]) -> list[Path]:
+def _run_packed(cfgs: Sequence[RunConfig], resume: bool, note: dict[str, Any],
+                on_epoch_end: SeedEpochCallback | None = None) -> list[Path]:
     """:func:`run_packed` with the run directories claimed."""
     from ..runner import OpenRun, open_run
 
@@ -121,11 +141,11 @@ def _run_packed(cfgs: Sequence[RunConfig], resume: bool, note: dict[str, Any]) -
     runs = [o for o in opened if isinstance(o, OpenRun)]
     for r in runs:
         r.rec.finish(RUNNING)
-    if runs and cfgs[0].progress:
-        print(f"packed seeds {', '.join(str(r.cfg.seed) for r in runs)}: {cfgs[0].method} on "
-              f"{runs[0].search.space.name}/{cfgs[0].dataset}, "
-              f"{runs[0].search.steps_per_epoch} steps/epoch, device {runs[0].search.device}",
-              file=sys.stderr)
+    if runs:
+        _say(f"packed seeds {', '.join(str(r.cfg.seed) for r in runs)}: {cfgs[0].method} on "
+             f"{runs[0].search.space.name}/{cfgs[0].dataset}, "
+             f"{runs[0].search.steps_per_epoch} steps/epoch, device {runs[0].search.device}",
+             cfgs[0].progress)
     active = {id(r): r for r in runs}
     for r in runs:
         if _next_epoch(r) >= r.cfg.epochs:  # every epoch recorded, the finish was not
@@ -135,17 +155,23 @@ def _run_packed(cfgs: Sequence[RunConfig], resume: bool, note: dict[str, Any]) -
         while active:
             epoch = min(_next_epoch(r) for r in active.values())
             group = [r for r in active.values() if _next_epoch(r) == epoch]
-            for r, done in zip(group, _packed_epoch(group, epoch)):
+            for r, done in zip(group, _packed_epoch(group, epoch, on_epoch_end)):
                 if done:
                     del active[id(r)]
     except KeyboardInterrupt:
         for r in active.values():
-            r.rec.finish(INTERRUPTED)
+            if r.rec.status not in DONE:  # a seed that finished in this epoch stays finished
+                r.rec.finish(INTERRUPTED)
         raise
     except Exception as exc:
         for r in active.values():
-            r.rec.finish(FAILED, error=f"{type(exc).__name__}: {exc}")
+            if r.rec.status not in DONE:
+                r.rec.finish(FAILED, error=f"{type(exc).__name__}: {exc}")
         raise
+    finally:
+        for r in runs:
+            _say(f"{r.cfg.run_id()}: status: {r.rec.status}  epochs: "
+                 f"{len(r.rec.history)}/{r.cfg.epochs}", False)
     return [o if isinstance(o, Path) else o.run_dir for o in opened]
 
 
@@ -153,6 +179,11 @@ def _next_epoch(r: Any) -> int:
     """The epoch run ``r`` searches next: its history holds every epoch recorded so far,
     restored ones included."""
     return len(r.rec.history)
+
+
+def _num(v: Any) -> str:
+    """``0.123``, or ``-`` for a value not computed this epoch (an oracle every k epochs)."""
+    return "-" if v is None else f"{v:.3f}"
 
 
 class _Silent:
@@ -165,7 +196,8 @@ class _Silent:
         pass
 
 
-def _packed_epoch(group: list[Any], epoch: int) -> list[bool]:
+def _packed_epoch(group: list[Any], epoch: int,
+                  on_epoch_end: SeedEpochCallback | None = None) -> list[bool]:
     """Epoch ``epoch`` of every run of ``group`` (all at that epoch): packed steps, then each
     run's own epoch end. Returns, per run, whether it is over (finished, diverged, stopped)."""
     from ..runner import _run_epoch, epoch_generators, epoch_row
@@ -203,11 +235,12 @@ def _packed_epoch(group: list[Any], epoch: int) -> list[bool]:
         if row is None:
             done.append(True)  # diverged, recorded
             continue
-        if r.cfg.progress:
-            print(f"seed {r.cfg.seed} epoch {epoch + 1}/{r.cfg.epochs}  train_acc "
-                  f"{row['train_acc']:.3f}  val_acc {row['val_acc']:.3f}  anytime_test_err "
-                  f"{row['anytime_test_error']:.3f}  ({row['epoch_time_s']:.1f}s, packed)",
-                  file=sys.stderr)
+        _say(f"seed {r.cfg.seed} epoch {epoch + 1}/{r.cfg.epochs}  "
+             + "  ".join(f"{k} {_num(row.get(k))}" for k in ("train_acc", "val_acc"))
+             + f"  anytime_test_err {_num(row.get('anytime_test_error'))}"
+             f"  ({row['epoch_time_s']:.1f}s, packed)", r.cfg.progress)
+        if on_epoch_end is not None:
+            on_epoch_end(r.cfg.seed, epoch, row)
         if stop:
             r.rec.finish(FINISHED, stopped_early_at_epoch=epoch, stop_reason=str(stop))
             done.append(True)

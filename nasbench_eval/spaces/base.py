@@ -17,11 +17,14 @@ supernet seam of :mod:`.supernet`); none of them names a family. See ``docs/spac
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Protocol
-
-from torch import Tensor, nn
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from ..errors import NasbenchEvalError
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
+
+    from .eval_network import EvalNetwork
 
 
 class GenotypeError(NasbenchEvalError):
@@ -87,31 +90,6 @@ class Space(Protocol):
         """Lines for ``nasbench-eval list spaces``."""
 
 
-class EvalNetwork(nn.Module):
-    """The discrete network the evaluation stage trains from scratch.
-
-    ``forward(x)`` returns ``(logits, aux_logits)``; ``aux_logits`` is None without an
-    auxiliary head or in eval mode. Override :meth:`set_drop_path` when the network supports
-    drop-path and :meth:`auxiliary_modules` when it has an auxiliary head.
-    """
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor | None]:  # pragma: no cover
-        raise NotImplementedError
-
-    def set_drop_path(self, prob: float) -> None:
-        """Drop-path probability for the coming epoch (the training loop ramps it). The
-        default supports only 0: a family without drop-path refuses ``--drop-path`` in
-        :meth:`SpaceFamily.check_evaluation`."""
-        if prob > 0.0:
-            raise NasbenchEvalError(f"{type(self).__name__} has no drop-path; leave "
-                                    f"--drop-path unset or 0")
-
-    def auxiliary_modules(self) -> list[nn.Module]:
-        """Modules used only for the auxiliary loss: excluded from the reported parameter
-        count (the papers' convention) and the reason ``train_aux_loss`` is recorded."""
-        return []
-
-
 GENERIC_EVALUATION: dict[str, Any] = {
     "epochs": 50, "layers": 8, "channels": 16, "batch_size": 96, "cutout": 0,
     "optimizer": "sgd", "lr": 0.025, "momentum": 0.9, "weight_decay": 3e-4,
@@ -140,6 +118,16 @@ class SpaceFamily:
     """Whether :meth:`nasbench201_arch` names this family's genotypes as NAS-Bench-201
     architecture strings (then the ``nasbench201`` and ``nb201-analog`` table oracles and the
     ``train-nb201`` oracle apply)."""
+    fused_edges_default: ClassVar[bool] = True
+    """What ``--fused-edges auto`` means for this family's supernet: whether its fused path
+    (``set_fused_edges``) is used by default, i.e. measured faster (families without one
+    ignore the switch)."""
+
+    supernet_calls: ClassVar[tuple[str, ...]] = ()
+    """The refusable supernet seam calls (names in ``spaces.supernet.SEAM_PROBES``) this
+    family's supernet honours; declared here, without torch, so ``list methods`` can name the
+    spaces where a method's ``needs`` are met. ``tests/test_space_family.py`` checks every
+    bundled family's supernet against it (``spaces.supernet.refused_calls``)."""
 
     # ------------------------------------------------------------------ specs
     def parse(self, data: dict[str, Any], file: str) -> Space:
@@ -210,3 +198,13 @@ class SpaceFamily:
 
 __all__ = ["GENERIC_EVALUATION", "EvalNetwork", "Genotype", "GenotypeError", "Space",
            "SpaceFamily"]
+
+
+def __getattr__(name: str) -> Any:
+    """``EvalNetwork`` (an ``nn.Module``) lives in :mod:`.eval_network`, imported when asked
+    for, so this module (and every family's registration) imports without torch."""
+    if name == "EvalNetwork":
+        from .eval_network import EvalNetwork
+
+        return EvalNetwork
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

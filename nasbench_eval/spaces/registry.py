@@ -25,7 +25,7 @@ from .base import Space, SpaceFamily
 
 FAMILIES: Registry[SpaceFamily] = Registry(
     "space family", "nasbench_eval.spaces",
-    skip_modules=("base", "registry", "supernet", "spec", "genotype", "ops"))
+    skip_modules=("base", "registry", "supernet", "spec", "genotype", "ops", "eval_network"))
 """Family name -> its :class:`SpaceFamily` instance."""
 
 F = TypeVar("F", bound=type)

@@ -106,7 +106,8 @@ class Supernet(Protocol):
 
 def channel_shuffle(x: Tensor, groups: int) -> Tensor:
     """Interleave the channels of ``groups`` equal blocks (PC-DARTS / ShuffleNet): channel
-    ``g * n + i`` moves to ``i * groups + g`` (n = channels per group)."""
+    ``g * n + i`` moves to ``i * groups + g`` (n = channels per group). The shuffle of
+    :meth:`Supernet.set_partial_channels`, shared by every family that offers it."""
     b, c, h, w = x.shape
     return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
 
@@ -125,31 +126,6 @@ def partial_channel_edge(x: Tensor, w: Tensor, k: int, stride: int,
     if stride > 1:
         rest = F.max_pool2d(rest, stride, stride, ceil_mode=True)
     return channel_shuffle(torch.cat([inner(part), w.sum() * rest], dim=1), k)
-
-
-SEAM_PROBES: dict[str, Callable[[nn.Module], object]] = {
-    "candidates": lambda net: next(iter(net.candidates()), None),
-    "set_edge_forward": lambda net: net.set_edge_forward(lambda edge, x, w: edge.default(x, w)),
-    "set_partial_channels": lambda net: net.set_partial_channels(2),
-    "node_edges": lambda net: net.node_edges(),
-    "set_drop_path": lambda net: net.set_drop_path(0.1),
-}
-"""For each seam call a method may declare in ``Method.needs``: a call that switches it *on*
-(so a supernet without it refuses). :func:`seam_refusal` makes it on a throwaway supernet."""
-
-
-def seam_refusal(supernet: nn.Module, call: str) -> str | None:
-    """Why ``supernet`` refuses the seam call ``call`` (the :class:`SupernetSeamError`'s
-    message), or None when it supports it. Makes the call: ``supernet`` may be changed
-    (``set_partial_channels(2)`` rebuilds its edges), so pass a throwaway one, built with
-    channels divisible by 2 (``list methods`` asks each built-in space this way)."""
-    if call not in SEAM_PROBES:
-        raise ValueError(f"unknown seam call {call!r}; known: {', '.join(SEAM_PROBES)}")
-    try:
-        SEAM_PROBES[call](supernet)
-    except SupernetSeamError as e:
-        return str(e)
-    return None
 
 
 class SupernetBase(nn.Module):
@@ -192,3 +168,31 @@ class SupernetBase(nn.Module):
     def set_fused_edges(self, enabled: bool) -> None:
         """No fused fast path: the edges run as they always do."""
 
+
+SEAM_PROBES: dict[str, Callable[[SupernetBase], object]] = {
+    "candidates": lambda net: list(net.candidates()),
+    "set_edge_forward": lambda net: net.set_edge_forward(lambda edge, x, w: edge.default(x, w)),
+    "set_partial_channels": lambda net: net.set_partial_channels(2),
+    "node_edges": lambda net: net.node_edges(),
+    "set_drop_path": lambda net: net.set_drop_path(0.1),
+}
+"""How to try each seam call a supernet may refuse (harmless arguments; a supernet built
+with an even number of channels). ``classifier`` and ``set_fused_edges`` are never refused."""
+
+
+def refused_calls(net: SupernetBase, calls: tuple[str, ...]) -> list[str]:
+    """Which of ``calls`` (names in :data:`SEAM_PROBES`) the supernet refuses, found by making
+    each call on it: the seam's own answer, no probing for attributes. The calls change the
+    supernet (partial channels rebuild its candidates), so pass a throwaway one. Tests check
+    each family's declared ``SpaceFamily.supernet_calls`` with it. A name that is not a
+    refusable seam call counts as refused."""
+    refused = []
+    for call in calls:
+        if call not in SEAM_PROBES:
+            refused.append(call)
+            continue
+        try:
+            SEAM_PROBES[call](net)
+        except SupernetSeamError:
+            refused.append(call)
+    return refused

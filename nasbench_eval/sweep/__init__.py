@@ -31,8 +31,9 @@ the others go on. Everything is validated before the first run starts.
 
 The package, one concern a module: :mod:`.spec` (the grid and sweep files), :mod:`.validate`
 (checks against the registries), :mod:`.executors` (one file per executor, a registry),
-:mod:`.index` (the index file and its lock), :mod:`.progress`, :mod:`.driver` (plan and run)
-and :mod:`.report` (the summary at the end).
+:mod:`.index` (the index file and its lock), :mod:`.progress`, :mod:`.packs` (``--pack K``:
+the seeds of one setting run K at a time as one packed search, a unit of work of the local
+and Ray executors), :mod:`.driver` (plan and run) and :mod:`.report` (the summary at the end).
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ from .executors.local import LocalExecutor, worker_main
 from .executors.ray import RAY_MISSING, RayExecutor, import_ray
 from .executors.slurm import SUBMITIT_MISSING, SlurmExecutor
 from .index import PENDING, SweepIndex, SweepLock, sweep_index_path
+from .packs import PackPlan, plan_packs, run_unit
 from .progress import ProgressTable
 from .report import leaderboard_text, plain_table, print_summary
 from ..rundir import DONE
@@ -53,9 +55,9 @@ from .validate import sweep_id, validate
 _worker_main = worker_main  # the name worker processes of older drivers were started with
 
 __all__ = ["DONE", "EXECUTORS", "EXECUTOR_KEYS", "FILE_KEYS", "GRID_KEYS", "PENDING", "RAY_MISSING",
-           "SETTING_FIELDS", "Cell", "Emit", "Executor", "LocalExecutor", "ProgressTable",
+           "SETTING_FIELDS", "Cell", "Emit", "Executor", "LocalExecutor", "PackPlan", "ProgressTable",
            "RayExecutor", "SUBMITIT_MISSING", "SlurmExecutor", "SummaryWatch", "SweepError",
            "SweepIndex", "SweepLock", "SweepSpec",
            "import_ray", "leaderboard_text", "load_sweep_file", "make_executor", "parse_seeds",
-           "plain_table", "plan_sweep", "print_summary", "run_cell", "run_sweep", "sweep_id",
-           "sweep_index_path", "validate"]
+           "plain_table", "plan_packs", "plan_sweep", "print_summary", "run_cell", "run_sweep",
+           "run_unit", "sweep_id", "sweep_index_path", "validate"]

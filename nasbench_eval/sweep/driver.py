@@ -8,9 +8,11 @@ import time
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from .executors import make_executor
+from .executors import EXECUTORS, make_executor
+from .executors.base import Executor
 from ..rundir import DIVERGED, DONE, FAILED, RUNNING, read_summary
 from .index import SweepIndex, SweepLock, sweep_index_path
+from .packs import PackPlan, pack_label, plan_packs
 from .progress import ProgressTable
 from .report import _counts_line, print_summary
 from .spec import (GRID_KEYS, Cell, SweepError, SweepSpec, executor_problems,
@@ -50,6 +52,7 @@ def _describe_grid(spec: SweepSpec, n: int) -> str:
 def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, executor: str | Any = None,
               gpus: int | None = None, ray_address: str | None = None,
               cpus_per_run: int | None = None, workers: int | None = None,
+              pack: int | None = None,
               executor_options: Mapping[str, Mapping[str, Any]] | None = None,
               dry_run: bool = False, quiet: bool = False,
               stream: TextIO | None = None, summary: bool = True, **grid: Any) -> dict[str, Any]:
@@ -64,8 +67,9 @@ def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, executor: st
     ``executor`` is ``"local"`` (default), ``"ray"``, ``"slurm"`` or an executor object;
     ``executor_options`` holds the options of executors that have their own, by executor
     name (``{"slurm": {"partition": "gpu", "time": "4:00:00"}}``), over a sweep file's
-    ``[slurm]`` table. With ``dry_run`` nothing is created or run; the plan is printed and
-    returned.
+    ``[slurm]`` table. ``pack=K`` runs the seeds of each setting K at a time as one packed
+    search (:mod:`.packs`; local and ray executors). With ``dry_run`` nothing is created or
+    run; the plan is printed and returned.
     """
     stream = stream or sys.stdout
     file_exec: dict[str, Any] = {}
@@ -76,15 +80,17 @@ def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, executor: st
     elif grid:
         spec = _override(spec, grid)
     for key, given in (("executor", executor), ("gpus", gpus), ("cpus_per_run", cpus_per_run),
-                       ("ray_address", ray_address), ("workers", workers)):
+                       ("ray_address", ray_address), ("workers", workers), ("pack", pack)):
         if given is not None:  # the command line overrides the file's (refused) value
             spec.invalid.pop(key, None)
     gpus = gpus if gpus is not None else file_exec.get("gpus", 0)
     cpus_per_run = cpus_per_run if cpus_per_run is not None else file_exec.get("cpus_per_run")
     ray_address = ray_address if ray_address is not None else file_exec.get("ray_address")
     workers = workers if workers is not None else file_exec.get("workers")
+    pack_where = "--pack" if pack is not None else spec.where("pack")
+    pack = pack if pack is not None else file_exec.get("pack")
     bad = executor_problems({"gpus": gpus, "cpus_per_run": cpus_per_run,
-                             "ray_address": ray_address, "workers": workers},
+                             "ray_address": ray_address, "workers": workers, "pack": pack},
                             lambda k: f"--{k.replace('_', '-')}")
     ex = executor
     if not bad and (executor is None or isinstance(executor, str)):
@@ -94,6 +100,11 @@ def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, executor: st
                                **_executor_options(kind, file_exec, executor_options or {}))
         except SweepError as exc:
             bad["executor"] = str(exc)
+    if "pack" not in bad and pack and pack > 1 and isinstance(ex, Executor) and ex.packs_refused:
+        able = [n for n, cls in EXECUTORS.items() if cls.packs_refused is None]
+        bad["pack"] = (f"{pack_where}: the {ex.name} executor cannot run packed seeds "
+                       f"({ex.packs_refused}); use --pack 1, or an executor that packs: "
+                       f"{', '.join(able)}")
     if bad or spec.invalid:  # every problem at once: the grid check reports them all
         spec.invalid = {**spec.invalid, **{f"executor {k}": v for k, v in bad.items()}}
         validate(spec)
@@ -112,6 +123,14 @@ def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, executor: st
     say(f"sweep {sid}: {_describe_grid(spec, len(cells))}, executor {ex.name}; "
         f"runs in {spec.out}/, index {plan['index']}")
     if dry_run:
+        to_do = [c for c, p in zip(cells, plan["cells"]) if not p["action"].startswith("skip")]
+        packing = plan_packs(to_do, pack)
+        for note in packing.notes:
+            say(note)
+        for unit in packing.units:
+            if len(unit) > 1:
+                for c in unit:
+                    plan["cells"][c.index]["action"] += f" ({pack_label(unit)})"
         width = max(len(c["run_id"]) for c in plan["cells"])
         n = len(str(len(cells)))
         for c in plan["cells"]:
@@ -126,8 +145,11 @@ def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, executor: st
         index = SweepIndex.open(spec, sid, cells)
         todo = [c for c in cells if index.cell(c)["status"] not in DONE]
         skipped = len(cells) - len(todo)
+        packing: PackPlan = plan_packs(todo, pack)
         invocation = {"started": now(), "ended": None, "executor": ex.name,
                       "to_run": len(todo), "skipped": skipped}
+        if pack:
+            invocation.update(pack=pack, packs=sum(len(u) > 1 for u in packing.units))
         index.doc["invocations"].append(invocation)
         index.save()
         table = ProgressTable(cells, stream, quiet=quiet)
@@ -137,6 +159,8 @@ def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, executor: st
                       test_error=e["final_test_error"])
         if skipped:
             say(f"{skipped} of {len(cells)} runs already done (finished or diverged): skipped")
+        for note in packing.notes:
+            say(note)
         started_at: dict[int, float] = {}
         attempted: set[int] = set()
         ex.adopt({c.index: list(index.cell(c).get("job_ids") or []) for c in todo})
@@ -161,6 +185,7 @@ def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, executor: st
                                 if resumed else "")
                         + (f" (CUDA_VISIBLE_DEVICES={info['device']})" if "device" in info
                            else "")
+                        + (f" ({info['pack']})" if "pack" in info else "")
                         + (f" (job {info['job_id']}{', ' + info['note'] if 'note' in info else ''})"
                            if "job_id" in info else ""))
                 table.event(cell, kind, text)
@@ -193,7 +218,10 @@ def run_sweep(spec: SweepSpec | str | os.PathLike | None = None, *, executor: st
             index.save()
 
         try:
-            ex.execute(todo, emit)
+            if packing.packed:
+                ex.execute_packs(packing.units, emit)
+            else:  # no pack of two or more: the executor's ordinary path
+                ex.execute(todo, emit)
         except KeyboardInterrupt:
             invocation["ended"] = now()
             invocation["interrupted"] = True

@@ -20,7 +20,7 @@ GRID_KEYS = ("methods", "spaces", "datasets", "seeds")
 # RunConfig fields that a sweep sets itself, per cell or for all of them
 OWN_FIELDS = {"method", "space", "dataset", "seed", "method_options", "out", "progress"}
 SETTING_FIELDS = tuple(f.name for f in fields(RunConfig) if f.name not in OWN_FIELDS)
-EXECUTOR_KEYS = ("executor", "gpus", "ray_address", "cpus_per_run", "workers")
+EXECUTOR_KEYS = ("executor", "gpus", "ray_address", "cpus_per_run", "workers", "pack")
 FILE_KEYS = ("name", *GRID_KEYS, "out", "options", *SETTING_FIELDS, *EXECUTOR_KEYS)
 
 
@@ -207,7 +207,7 @@ def load_sweep_file(path: str | os.PathLike) -> tuple[SweepSpec, dict[str, Any]]
     """Read a TOML (or, with PyYAML installed, YAML) sweep file.
 
     Returns the spec and the executor settings it names (``executor``, ``gpus``,
-    ``ray_address``, ``cpus_per_run``, ``workers``, and under ``executor_options`` the tables
+    ``ray_address``, ``cpus_per_run``, ``workers``, ``pack``, and under ``executor_options`` the tables
     of executors with options of their own, e.g. ``[slurm]``). Every problem names the file
     and the field.
     """
@@ -297,7 +297,7 @@ def executor_problems(ex: dict[str, Any], where: Callable[[str], str]) -> dict[s
         problems["executor"] = (f"{where('executor')}: unknown executor {ex['executor']!r}; "
                                 f"valid choices: {', '.join(EXECUTORS.names())}"
                                 + did_you_mean(ex["executor"], EXECUTORS.names()))
-    for key, low in (("gpus", 0), ("cpus_per_run", 1), ("workers", 1)):
+    for key, low in (("gpus", 0), ("cpus_per_run", 1), ("workers", 1), ("pack", 1)):
         v = ex.get(key)
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < low):
             problems[key] = f"{where(key)}: expected an integer >= {low}, got {v!r}"

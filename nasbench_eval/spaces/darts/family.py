@@ -8,13 +8,15 @@ per dataset; see ``docs/evaluation.md``) and how a user's genotype JSON is read.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..base import GENERIC_EVALUATION, SpaceFamily
 from ..registry import register_family
 from .genotype import Genotype
-from .network import DiscreteNetwork, validate_genotype
 from .spec import SearchSpace, parse_darts_cell
+
+if TYPE_CHECKING:
+    from .network import DiscreteNetwork
 
 _PAPER = {"epochs": 600, "layers": 20, "channels": 36, "batch_size": 96, "cutout": 16}
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -34,7 +36,8 @@ TRAIN_ORACLE_BUDGET: dict[str, dict[str, Any]] = {
 }
 """The ``train`` oracle's short budget per dataset (``--oracle-option`` overrides it); other
 datasets get :data:`GENERIC_TRAIN_ORACLE_BUDGET`, which no study has measured yet (the CPU
-study could not afford Fashion-MNIST; a GPU can run ``studies/oracle_fidelity.py`` there)."""
+study measured the digits budget on a reduced Fashion-MNIST only, results/oracle-fidelity-fmnist/;
+a GPU can run ``studies/oracle_fidelity.py`` on the full set)."""
 GENERIC_TRAIN_ORACLE_BUDGET = {"train_epochs": 5, "cells": 5, "channels": 16, "batch_size": 64}
 TRAIN_ORACLE_OPTIMIZER = {"lr": 0.05, "momentum": 0.9, "weight_decay": 3e-4}
 MEASURED_ORACLES: dict[tuple[str, str], tuple[str, ...]] = {
@@ -42,7 +45,10 @@ MEASURED_ORACLES: dict[tuple[str, str], tuple[str, ...]] = {
 }
 """What ``--oracle auto`` prefers per (dataset, space), by results/oracle-fidelity/ (the
 oracle with the higher Kendall tau against a longer training). Not listed: the one-shot
-oracle, which also measured best on the darts space with digits (tau +0.31 vs +0.13)."""
+oracle, which also measured best on the darts space with digits (tau +0.31 vs +0.13) and on
+S3 with a reduced Fashion-MNIST (results/oracle-fidelity-fmnist/: +0.24 vs train's +0.05);
+on the darts space with it no oracle was separated from another (train +0.09, oneshot +0.04,
+intervals overlapping), so ``auto`` keeps the default there too."""
 ROBUSTDARTS_SPACES = {"s1", "s2", "s3", "s4"}
 """On these spaces CIFAR-100 and SVHN are evaluated at 8 cells / 16 channels (RobustDARTS)."""
 SMALL_EVAL = {"layers": 8, "channels": 16}
@@ -54,6 +60,8 @@ DARTS_TRAINING = {"optimizer": "sgd", "lr": 0.025, "momentum": 0.9, "weight_deca
 class DartsCellFamily(SpaceFamily):
     name = "darts-cell"
     description = "DARTS-style cells: per-edge candidate ops, two inputs per node"
+    supernet_calls = ("candidates", "set_edge_forward", "set_partial_channels", "node_edges",
+                      "set_drop_path")
 
     def parse(self, data: dict[str, Any], file: str) -> SearchSpace:
         return parse_darts_cell(data, file)
@@ -70,6 +78,8 @@ class DartsCellFamily(SpaceFamily):
         return Genotype.from_dict(filled)
 
     def validate_genotype(self, genotype: Genotype) -> None:  # type: ignore[override]
+        from .network import validate_genotype  # torch, imported on first use
+
         validate_genotype(genotype)
 
     def evaluation_defaults(self, dataset: str, space: str | None) -> dict[str, Any]:
@@ -88,6 +98,8 @@ class DartsCellFamily(SpaceFamily):
 
     def build_network(self, genotype: Genotype, settings: Any, num_classes: int,  # type: ignore[override]
                       in_channels: int) -> DiscreteNetwork:
+        from .network import DiscreteNetwork  # torch, imported when a network is built
+
         return DiscreteNetwork(genotype, settings.channels, settings.layers, num_classes,
                                in_channels, auxiliary=bool(settings.auxiliary), drop_path=0.0)
 

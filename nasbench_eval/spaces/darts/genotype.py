@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
-from torch import Tensor
-
+from ...lazy_torch import torch
 from ..base import GenotypeError
 from .ops import OPS
 from .spec import CELL_TYPES, SearchSpace
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 Pair = tuple[str, int]
 FIELDS = ("normal", "normal_concat", "reduce", "reduce_concat")

@@ -8,15 +8,17 @@ See ``docs/nasbench1shot1.md``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...errors import NasbenchEvalError
 from ...nb101.graph import ModelSpec
 from ..base import GenotypeError, SpaceFamily
 from ..registry import register_family
 from .genotype import FAMILY, SpecGenotype
-from .network import NB101Network
 from .space import Nb101CellSpace, parse_nb101_cell
+
+if TYPE_CHECKING:
+    from .network import NB101Network
 
 NB101_TRAINING = {"optimizer": "rmsprop", "lr": 0.2, "momentum": 0.9, "weight_decay": 1e-4,
                   "drop_path": 0.0, "auxiliary": 0.0, "epochs": 108, "layers": 9,
@@ -31,6 +33,7 @@ class Nb101CellFamily(SpaceFamily):
     name = FAMILY
     description = "NAS-Bench-1Shot1 spaces: choice blocks over NAS-Bench-101 cells"
     maps_to_nasbench101 = True
+    supernet_calls = ("candidates", "set_edge_forward", "set_partial_channels", "node_edges")
 
     def parse(self, data: dict[str, Any], file: str) -> Nb101CellSpace:
         return parse_nb101_cell(data, file)
@@ -66,6 +69,8 @@ class Nb101CellFamily(SpaceFamily):
 
     def build_network(self, genotype: Any, settings: Any, num_classes: int,
                       in_channels: int) -> NB101Network:
+        from .network import NB101Network  # torch, imported when a network is built
+
         return NB101Network(genotype.to_model_spec(), settings.channels, settings.layers,
                             num_classes, in_channels)
 

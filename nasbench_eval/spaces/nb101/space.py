@@ -24,15 +24,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 from itertools import combinations, permutations, product
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from ...errors import NasbenchEvalError, SpecError, did_you_mean
+from ...lazy_torch import torch
 from ...nb101.graph import LABELS, MAX_EDGES, MAX_VERTICES, hash_classes
 from .genotype import FAMILY, Nb101Genotype
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 _TOP_KEYS = {"name", "family", "description", "source", "ops", "blocks", "output_parents",
              "dummy_node", "published_size"}
@@ -234,6 +236,27 @@ def _structure_key(space: Nb101CellSpace) -> tuple:
     return (space.ops, space.block_parents, space.fixed, space.output_parents, space.dummy_node)
 
 
+_NB1SHOT1_OPS = ("maxpool3x3", "conv3x3-bn-relu", "conv1x1-bn-relu")
+ENUMERATED: dict[tuple, dict[str, int]] = {
+    # nb1shot1-1
+    (_NB1SHOT1_OPS, (1, 2, 2, 2), ((0,), (0, 1), None, None), 2, True):
+        {"configurations": 180, "combinations": 14580, "nominal_outgoing": 6240,
+         "nominal_used": 5508, "distinct": 2685, "invalid": 0},
+    # nb1shot1-2
+    (_NB1SHOT1_OPS, (1, 1, 2, 2), ((0,), None, None, None), 3, True):
+        {"configurations": 360, "combinations": 29160, "nominal_outgoing": 16632,
+         "nominal_used": 16038, "distinct": 7773, "invalid": 0},
+    # nb1shot1-3
+    (_NB1SHOT1_OPS, (1, 1, 1, 2, 2), ((0,), None, None, None, None), 2, False):
+        {"configurations": 5400, "combinations": 1312200, "nominal_outgoing": 363648,
+         "nominal_used": 265860, "distinct": 55854, "invalid": 0},
+}
+"""What :func:`_count_cells` computes for the bundled spaces' structures (their
+:func:`_structure_key`), kept because the enumeration takes seconds and ``nasbench-eval list
+spaces`` should not; any other structure is enumerated when asked. ``tests/test_space_family.py``
+enumerates each entry again and compares."""
+
+
 @lru_cache(maxsize=None)
 def _count_cells(key: tuple) -> dict[str, int]:
     ops, block_parents, fixed, output_parents, dummy = key
@@ -291,7 +314,8 @@ def _isomorphism_representatives(adj: np.ndarray) -> np.ndarray:
 
 
 def count_cells(space: Nb101CellSpace) -> dict[str, int]:
-    """Sizes of ``space``, all computed by enumeration:
+    """Sizes of ``space``, all computed by enumeration (for the bundled spaces once, kept in
+    :data:`ENUMERATED`):
 
     * ``configurations``: parent configurations (every block's and the output's choice);
     * ``combinations``: configurations x ops^blocks (every op of every block counted);
@@ -301,7 +325,8 @@ def count_cells(space: Nb101CellSpace) -> dict[str, int]:
       equality computed by :func:`nasbench_eval.nb101.graph.hash_classes`);
     * ``invalid``: combinations whose mapped cell is not a valid NAS-Bench-101 spec.
     """
-    return dict(_count_cells(_structure_key(space)))
+    key = _structure_key(space)
+    return dict(ENUMERATED.get(key) or _count_cells(key))
 
 
 # ============================================================================ parser
@@ -392,5 +417,6 @@ def parse_nb101_cell(data: dict[str, Any], file: str) -> Nb101CellSpace:
                           source=data.get("source", ""), path=file)
 
 
-__all__ = ["Nb101CellSpace", "count_cells", "parent_configurations", "parse_nb101_cell"]
+__all__ = ["ENUMERATED", "Nb101CellSpace", "count_cells", "parent_configurations",
+           "parse_nb101_cell"]
 

@@ -3,7 +3,11 @@
 Architecture weights are a ``forward`` argument (one tensor per
 :meth:`~.space.Nb101CellSpace.arch_shapes` key, shared by all cells). The supernet seam
 (:mod:`nasbench_eval.spaces.supernet`): :meth:`Nb101OneShot.candidates` enumerates the op
-candidates of every choice block; a custom edge forward and drop-path are not supported
+candidates of every choice block; the mixed op of a choice block is the family's "mixed
+edge": a custom edge forward (GDAS's single path) and partial channels (PC-DARTS) apply to
+it, as NAS-Bench-1Shot1's own ``optimizers/gdas`` and ``optimizers/pc_darts`` replace exactly
+that module; :meth:`Nb101OneShot.node_edges` says every ``ops`` row is the only mixed op of
+its block. Drop-path is not supported
 (:class:`~nasbench_eval.spaces.supernet.SupernetSeamError`).
 """
 from __future__ import annotations
@@ -15,7 +19,8 @@ from torch import Tensor, nn
 
 from ...errors import NasbenchEvalError
 from ...nb101.graph import LABELS, MAXPOOL3X3
-from ..supernet import Candidate, EdgeForward, SupernetBase, SupernetSeamError
+from ..supernet import (Candidate, EdgeCall, EdgeForward, SupernetBase, SupernetSeamError,
+                        partial_channel_edge)
 from .space import Nb101CellSpace
 
 
@@ -44,17 +49,45 @@ def build_nb101_op(name: str, channels: int) -> nn.Module:
 
 
 class ChoiceBlock(nn.Module):
-    """sum_k w[k] * op_k(x) over the space's ops (columns in the spec's order)."""
+    """The mixed op of a choice block: sum_k w[k] * op_k(x) over the space's ops (columns in
+    the spec's order), or a method's edge forward (:attr:`edge_forward`).
+
+    With partial channels (``partial`` = k > 1, :meth:`set_partial`) the ops run on the first
+    1/k of the channels; the rest bypass them (times the row sum of ``w``: 1 on the simplex),
+    and the two are concatenated and channel-shuffled in k groups, as NAS-Bench-1Shot1's
+    PC-DARTS mixed op (which has no edge weight, so its bypass is unscaled).
+    """
 
     def __init__(self, ops: tuple[str, ...], channels: int):
         super().__init__()
+        self.op_names = ops
+        self.channels = channels
         self.ops = nn.ModuleList(build_nb101_op(o, channels) for o in ops)
+        self.partial = 1
+        self.cell = self.block = 0
+        """Where the block sits (cell index, block - 1): an :class:`EdgeCall`'s address."""
+        self.edge_forward: EdgeForward | None = None
 
-    def forward(self, x: Tensor, w: Tensor) -> Tensor:
+    def set_partial(self, k: int) -> None:
+        """Rebuild the ops on ``channels // k`` channels (fresh parameters)."""
+        self.partial = k
+        self.ops = nn.ModuleList(build_nb101_op(o, self.channels // k) for o in self.op_names)
+
+    def mix(self, x: Tensor, w: Tensor) -> Tensor:
         out = w[0] * self.ops[0](x)
         for k in range(1, len(self.ops)):
             out = out + w[k] * self.ops[k](x)
         return out
+
+    def forward(self, x: Tensor, w: Tensor) -> Tensor:
+        if self.edge_forward is None:
+            inner = lambda h: self.mix(h, w)  # noqa: E731
+        else:
+            fn = self.edge_forward
+            call = EdgeCall(self.cell, "ops", self.block, tuple(self.op_names),
+                            tuple(range(len(self.ops))), tuple(self.ops), self.mix)
+            inner = lambda h: fn(call, h, w)  # noqa: E731
+        return partial_channel_edge(x, w, self.partial, 1, inner)
 
 
 class OneShotCell(nn.Module):
@@ -128,6 +161,8 @@ class Nb101OneShot(SupernetBase):
                 self.pools[str(i)] = nn.MaxPool2d(2, stride=2)
                 c *= 2
             cell = OneShotCell(space, c_in, c)
+            for b, block in enumerate(cell.choice):
+                block.cell, block.block = i, b
             self.cells.append(cell)
             c_in = cell.out_channels
         self.head = nn.Sequential(nn.ReLU(inplace=False), nn.Conv2d(c_in, c, 1, bias=False),
@@ -157,12 +192,44 @@ class Nb101OneShot(SupernetBase):
                     yield Candidate(cell=c, cell_type="ops", edge=b, column=k,
                                     op=self.space.ops[k], module=module)
 
+    def choice_blocks(self) -> Iterator[ChoiceBlock]:
+        for cell in self.cells:
+            yield from cell.choice
+
     def set_edge_forward(self, fn: EdgeForward | None) -> None:
-        if fn is not None:
-            raise SupernetSeamError(
-                f"space '{self.space.name}' (nb101-cell): its one-shot model does not support "
-                f"a custom edge forward (set_edge_forward); use a method that only changes the "
-                f"architecture weights")
+        """Compute the mixed op of every choice block as ``fn(EdgeCall, x, w)`` (None: the
+        weighted sum). The call's ``cell_type`` is ``"ops"`` and ``edge`` the block's row of
+        the ``ops`` weights; the parent and output rows are not edges with candidates and are
+        always mixed by the cell."""
+        for block in self.choice_blocks():
+            block.edge_forward = fn
+
+    def set_partial_channels(self, k: int) -> None:
+        """Partial channel connections on every choice block's mixed op (see
+        :meth:`nasbench_eval.spaces.supernet.Supernet.set_partial_channels`; NAS-Bench-1Shot1's
+        PC-DARTS uses k = 4 there); rebuilds every op, so it is called before an optimizer
+        holds the parameters. The projections and the output edge keep all channels."""
+        if k < 1:
+            raise SupernetSeamError(f"partial channels: k must be >= 1, got {k}")
+        for block in self.choice_blocks():
+            if block.channels % k:
+                raise SupernetSeamError(
+                    f"partial channels: --partial-channels {k} must divide the block width of "
+                    f"every choice block; cell {block.cell} has {block.channels} (--channels "
+                    f"should be a multiple of {k})")
+        if k == self.cells[0].choice[0].partial:
+            return
+        for block in self.choice_blocks():
+            block.set_partial(k)
+
+    def node_edges(self) -> dict[str, tuple[tuple[int, ...], ...]]:
+        """Every row is alone in its group: an ``ops`` row is the only mixed op of its block,
+        and a ``parents_<i>`` / ``output`` row holds all the edges into its node as columns,
+        already a softmax over the edges into the node. So PC-DARTS's edge normalisation
+        (softmax of beta within a group) scales every row by exactly 1 here, which is what
+        NAS-Bench-1Shot1's PC-DARTS does: it has no beta."""
+        return {key: tuple((r,) for r in range(shape[0]))
+                for key, shape in self.space.arch_shapes().items()}
 
     def set_drop_path(self, prob: float, scope: str = "op") -> None:
         if prob:

@@ -8,14 +8,16 @@ Its genotypes are keys of the NAS-Bench-201 / NATS-Bench tables, so the ``nasben
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...errors import NasbenchEvalError
 from ..base import SpaceFamily
 from ..registry import register_family
 from .genotype import FAMILY, Nb201Genotype
-from .network import Nb201Network
 from .space import Nb201Space, parse_nb201_cell
+
+if TYPE_CHECKING:
+    from .network import Nb201Network
 
 NB201_TRAINING = {"epochs": 200, "layers": 15, "channels": 16, "batch_size": 256, "cutout": 0,
                   "optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
@@ -37,6 +39,9 @@ class Nb201CellFamily(SpaceFamily):
     name = FAMILY
     description = "NAS-Bench-201 cells: one op on each edge of a dense 4-node cell"
     maps_to_nasbench201 = True
+    supernet_calls = ("candidates", "set_edge_forward", "set_partial_channels", "node_edges",
+                      "set_drop_path")
+    fused_edges_default = False  # the fused cells measured slower on the CPU (docs/nb201.md)
 
     def parse(self, data: dict[str, Any], file: str) -> Nb201Space:
         return parse_nb201_cell(data, file)
@@ -57,6 +62,8 @@ class Nb201CellFamily(SpaceFamily):
 
     def build_network(self, genotype: Any, settings: Any, num_classes: int,
                       in_channels: int) -> Nb201Network:
+        from .network import Nb201Network  # torch, imported when a network is built
+
         return Nb201Network(genotype, settings.channels, settings.layers, num_classes,
                             in_channels)
 

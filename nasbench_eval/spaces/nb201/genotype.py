@@ -22,6 +22,8 @@ FAMILY = "nb201-cell"
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 """NAS-Bench-201's candidates, in its own order (the default alpha column order)."""
 PARAMETER_FREE = frozenset({"none", "skip_connect", "avg_pool_3x3"})
+KEY = "cell"
+"""The architecture-weight key: one (edges, candidates) tensor shared by every cell."""
 """Candidates without weights: the collapse the DARTS-robustness papers track."""
 
 
@@ -201,8 +203,22 @@ def canonical_form(ops: tuple[str, ...], nodes: int, convention: str = "function
     return "+".join(out) if out else ZERO
 
 
-@lru_cache(maxsize=None)
+ENUMERATED: dict[tuple[tuple[str, ...], int], dict[str, int]] = {
+    (NB201_OPS, 4): {"cells": 15625, "distinct": 4930, "distinct_benchmark": 6466, "zero": 341},
+}
+"""What :func:`enumerate_cells` computes for the bundled space (ops, nodes), kept because the
+enumeration takes half a second and ``nasbench-eval list spaces`` should not; any other
+(ops, nodes) is enumerated when asked. ``tests/test_space_family.py`` enumerates each entry
+again and compares."""
+
+
 def count_cells(ops: tuple[str, ...], nodes: int) -> dict[str, int]:
+    """The counts of :func:`enumerate_cells` (for the bundled space from :data:`ENUMERATED`)."""
+    return dict(ENUMERATED.get((tuple(ops), nodes)) or enumerate_cells(tuple(ops), nodes))
+
+
+@lru_cache(maxsize=None)
+def enumerate_cells(ops: tuple[str, ...], nodes: int) -> dict[str, int]:
     """Enumerated over every assignment of an op to every edge: ``cells`` (all of them),
     ``distinct`` (distinct functional forms, :func:`canonical_form`), ``distinct_benchmark``
     (distinct forms under the benchmark's convention) and ``zero`` (cells whose output is
@@ -221,5 +237,5 @@ def count_cells(ops: tuple[str, ...], nodes: int) -> dict[str, int]:
             "zero": zero}
 
 
-__all__ = ["FAMILY", "NB201_OPS", "PARAMETER_FREE", "Nb201Genotype", "canonical_form",
-           "count_cells", "edge_list", "nodes_for_edges"]
+__all__ = ["ENUMERATED", "FAMILY", "KEY", "NB201_OPS", "PARAMETER_FREE", "Nb201Genotype",
+           "canonical_form", "count_cells", "edge_list", "enumerate_cells", "nodes_for_edges"]

@@ -9,15 +9,17 @@ counts the cells and the distinct ones after isomorphism by enumeration
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, Any
 
 from ...errors import SpecError
+from ...lazy_torch import torch
 from ..base import GenotypeError
-from .genotype import FAMILY, NB201_OPS, Nb201Genotype, count_cells, edge_list
-from .supernet import KEY, Nb201Supernet
+from .genotype import FAMILY, KEY, NB201_OPS, Nb201Genotype, count_cells, edge_list
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from .supernet import Nb201Supernet
 
 _KEYS = {"name", "family", "description", "source", "nodes", "ops", "published_cells",
          "published_distinct", "published_source"}
@@ -45,6 +47,8 @@ class Nb201Space:
 
     def build_supernet(self, channels: int, layers: int, num_classes: int,
                        in_channels: int) -> Nb201Supernet:
+        from .supernet import Nb201Supernet  # torch, imported when a supernet is built
+
         return Nb201Supernet(self.nodes, self.ops, channels, layers, num_classes, in_channels)
 
     def derive(self, weights: dict[str, Tensor]) -> Nb201Genotype:

@@ -13,8 +13,8 @@ edge), :meth:`Nb201Supernet.set_partial_channels` (PC-DARTS: 1/k of the channels
 candidates, the rest bypassing them, shuffled), :meth:`Nb201Supernet.node_edges` (the edges
 summed into each node: PC-DARTS's edge normalisation), :meth:`Nb201Supernet.set_drop_path`
 (scope ``"op"``: each non-identity candidate's output, or ``"edge"``: each mixed edge's
-output) and :meth:`Nb201Supernet.set_fused_edges` (accepted and ignored: no fused path, see
-``docs/nb201.md``).
+output) and :meth:`Nb201Supernet.set_fused_edges` (the execution layer's switch for the
+source-fused cells of :mod:`.fused_cell`; see ``docs/nb201.md`` for what they measured).
 """
 from __future__ import annotations
 
@@ -25,11 +25,11 @@ from torch import Tensor, nn
 
 from ..supernet import (Candidate, EdgeCall, EdgeForward, SupernetBase, SupernetSeamError,
                         partial_channel_edge)
-from .genotype import edge_list
+from .fused_cell import FusedNb201Cell
+from .fused_cell import usable as fused_cell_usable
+from .genotype import KEY, edge_list
 from .ops import Identity, build_op, build_skeleton, head
 
-KEY = "cell"
-"""The architecture-weight key: one (edges, candidates) tensor shared by every cell."""
 DROP_PATH_SCOPES = ("op", "edge")
 
 
@@ -100,8 +100,18 @@ class SearchCell(nn.Module):
         self.edges = nn.ModuleList(MixedEdge(op_names, channels) for _ in self.edge_index)
         self.index = index
         self.edge_forward: EdgeForward | None = None
+        self._fused: FusedNb201Cell | None = None
 
-    def forward(self, x: Tensor, w: Tensor, drop_prob: float, drop_scope: str) -> Tensor:
+    def forward(self, x: Tensor, w: Tensor, drop_prob: float, drop_scope: str,
+                fused: bool = False) -> Tensor:
+        # drop-path draws per candidate or edge: the per-edge loop keeps its RNG order;
+        # partial-channel edges run the per-edge loop too
+        if (fused and not (drop_prob > 0.0 and self.training) and self.edges[0].partial == 1
+                and fused_cell_usable(self)):
+            plan = self._fused
+            if plan is None or not plan.current():
+                plan = self._fused = FusedNb201Cell(self)
+            return plan.forward(x, w)
         op_prob = drop_prob if drop_scope == "op" else 0.0
         edge_drop = drop_prob > 0.0 and drop_scope == "edge" and self.training
         states = [x]
@@ -146,6 +156,9 @@ class Nb201Supernet(SupernetBase):
         build_skeleton(self, make_cell, channels, layers, num_classes, in_channels)
         self.drop_path_prob: float = 0.0
         self.drop_path_scope: str = "op"
+        self.fused_edges: bool = False
+        """Run cells source-fused (:mod:`.fused_cell`): same result up to rounding; an
+        execution setting (``--fused-edges``)."""
 
     def arch_shapes(self) -> dict[str, tuple[int, int]]:
         return {KEY: (self.n_edges, len(self.op_names))}
@@ -159,7 +172,8 @@ class Nb201Supernet(SupernetBase):
         p = float(self.drop_path_prob) if self.training else 0.0
         h = self.stem(x)
         for layer, is_cell in zip(self.layers, self.is_cell):
-            h = layer(h, w, p, self.drop_path_scope) if is_cell else layer(h)
+            h = (layer(h, w, p, self.drop_path_scope, self.fused_edges) if is_cell
+                 else layer(h))
         return head(self, h)
 
     # ------------------------------------------------------------------ the supernet seam
@@ -171,6 +185,8 @@ class Nb201Supernet(SupernetBase):
                     yield Candidate(cell.index, KEY, e, k, edge.op_names[k], op)
 
     def set_edge_forward(self, fn: EdgeForward | None) -> None:
+        """Compute every mixed edge as ``fn(EdgeCall, x, w)`` (None: the standard mixture).
+        While one is set, cells run the per-edge loop even with ``fused_edges``."""
         for cell in self.cells():
             cell.edge_forward = fn
 
@@ -192,6 +208,7 @@ class Nb201Supernet(SupernetBase):
         if k == cells[0].edges[0].partial:
             return
         for cell in cells:
+            cell._fused = None
             for edge in cell.edges:
                 edge.set_partial(k)
 
@@ -211,7 +228,9 @@ class Nb201Supernet(SupernetBase):
         self.drop_path_prob, self.drop_path_scope = float(prob), scope
 
     def set_fused_edges(self, enabled: bool) -> None:
-        """No fused path for NAS-Bench-201 cells (docs/nb201.md says why): ignored."""
+        """Run the cells source-fused (:mod:`.fused_cell`) when ``enabled``; a cell steps aside
+        to the per-edge loop while drop-path or an edge forward is active."""
+        self.fused_edges = bool(enabled)
 
 
 __all__ = ["KEY", "MixedEdge", "Nb201Supernet", "SearchCell"]

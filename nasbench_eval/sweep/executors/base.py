@@ -4,9 +4,10 @@ executor reports and the progress of runs in other processes.
 An executor is a class with a ``name``, registered in :data:`EXECUTORS` (one file in this
 package), built by :meth:`from_settings` from the sweep's executor settings and its own typed
 :attr:`options`, with ``check()`` (before anything is created), ``adopt(jobs)`` (the cluster
-jobs an earlier invocation recorded) and ``execute(cells, emit)``. ``emit(cell, kind, info)``
-reports ``queued`` / ``running`` (``info["device"]`` and ``info["job_id"]`` optional; a job id
-is recorded in the index), ``epoch`` (``epochs_done``, ``test_error``) and ``end`` (the
+jobs an earlier invocation recorded), ``execute(cells, emit)`` and, for ``--pack K``,
+``execute_packs(units, emit)`` (each unit a list of cells run as one packed search).
+``emit(cell, kind, info)`` reports ``queued`` / ``running`` (``info["device"]``,
+``info["pack"]`` and ``info["job_id"]`` optional; a job id is recorded in the index), ``epoch`` (``epochs_done``, ``test_error``) and ``end`` (the
 outcome dict of :func:`run_cell`).
 """
 from __future__ import annotations
@@ -31,6 +32,9 @@ class Executor:
     """Settings of this executor alone (``slurm``: partition, time, ...): each becomes a flag
     ``--<name>-<key>`` and a key of the ``[<name>]`` table of a sweep file, parsed and checked
     by :meth:`parse_options` before anything runs."""
+    packs_refused: ClassVar[str | None] = "it runs one run per unit of work"
+    """Why this executor cannot run packs of seeds (``--pack K``; refused before anything
+    runs), or None when :meth:`execute_packs` runs them."""
 
     @classmethod
     def from_settings(cls, gpus: int = 0, ray_address: str | None = None,
@@ -72,6 +76,14 @@ class Executor:
 
     def execute(self, cells: list[Cell], emit: Emit) -> None:
         raise NotImplementedError
+
+    def execute_packs(self, units: list[list[Cell]], emit: Emit) -> None:
+        """Run ``units`` (``sweep --pack K``): each a list of cells that differ only in their
+        seed, run as one packed search by :func:`nasbench_eval.sweep.packs.run_unit` (a unit
+        of one cell is an ordinary run), with the same events per cell as :meth:`execute`.
+        Called only when :attr:`packs_refused` is None; the default refuses."""
+        raise SweepError(f"executor '{self.name}' cannot run packed seeds (--pack): "
+                         f"{self.packs_refused}")
 
 
 def run_cell(config: dict[str, Any], threads: int | None = None,

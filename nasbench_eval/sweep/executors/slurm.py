@@ -196,6 +196,8 @@ class SlurmExecutor(Executor):
     are written by the jobs, so ``out`` must be on a file system the nodes share."""
 
     name = "slurm"
+    packs_refused = ("each SLURM job drives one run directory, which its requeue and "
+                     "resubmission follow (packed jobs are not built)")
     options = {
         "partition": Option(None, str, "partition (sbatch --partition) [default: the "
                                        "cluster's default]", none_ok=True),
