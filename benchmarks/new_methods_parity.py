@@ -18,6 +18,9 @@ one to one (the S3 candidates none / skip_connect / sep_conv_3x3, set as their
   our sampler from the same RNG state), and one normal and one reduction cell's
   ``forward_gdas`` vs our cell with the single-path edge forward: output and the gradient
   of the hard weights.
+* **On the NAS-Bench-201 cell** (``benchmarks/new_methods_parity_nb201.py``): GDAS against
+  AutoDL's ``TinyNetworkGDAS``, DrNAS (partial channels K=4, KL) and PC-DARTS as DrNAS's
+  ``201-space`` runs it (softmax, K=4, no edge normalisation) against its ``TinyNetwork``.
 
 Usage (the repositories' git directories from ``fetch``, or checkouts):
     python benchmarks/new_methods_parity.py --gdas /work/.mirror/D-X-Y+AutoDL-Projects/repo \\
@@ -54,7 +57,9 @@ from nb1shot1_parity import report as nb1shot1_report  # noqa: E402
 OPS = ["none", "skip_connect", "sep_conv_3x3"]  # S3
 XAUTODL_OPS = ["none", "skip_connect", "dua_sepc_3x3"]  # the same ops by AutoDL's names
 C, LAYERS, SIZE = 8, 3, 16
-THEIR_MODULES = ("genotypes", "operations", "model_search", "utils", "xautodl")
+THEIR_MODULES = ("genotypes", "operations", "model_search", "utils", "xautodl",
+                 "search_model", "search_model_gdas", "search_cells", "cell_operations",
+                 "net2wider")
 
 
 def extract(src: Path, into: Path) -> Path:
@@ -354,11 +359,18 @@ def main(argv: list[str] | None = None) -> int:
         lines = ["# GDAS, DrNAS and PC-DARTS against the authors' code", "",
                  "`python benchmarks/new_methods_parity.py " + " ".join(sys.argv[1:]) + "`", ""]
         print("\n".join(lines), flush=True)
+        trees = {}
         for fn, src, sub in ((pc_darts, args.pc_darts, "pc"), (drnas, args.drnas, "drnas"),
                              (gdas, args.gdas, "gdas"),
                              (nb1shot1_report, args.nb1shot1, "nb1s1")):
             if src is not None:  # the comparisons whose repositories are given
-                print("\n".join(fn(extract(src, Path(tmp) / sub)) + [""]), flush=True)
+                trees[sub] = extract(src, Path(tmp) / sub)
+                print("\n".join(fn(trees[sub]) + [""]), flush=True)
+        # the NAS-Bench-201 cell (new_methods_parity_nb201.py) with the same checkouts
+        from new_methods_parity_nb201 import drnas_nb201, gdas_nb201
+        for fn, sub in ((gdas_nb201, "gdas"), (drnas_nb201, "drnas")):
+            if sub in trees:
+                print("\n".join(fn(trees[sub], their_code) + [""]), flush=True)
     return 0
 
 

@@ -335,6 +335,22 @@ def test_baselines_one_row_per_figure_with_confirmation():
     assert value("sharpdarts_table4_maxw.csv", method="Max-W", metric="val_error") == 5.44
 
 
+def test_baselines_each_figure_lives_in_one_file():
+    """A paper's figure (same paper, dataset, space, method, metric and value) is kept in one
+    CSV, so --with-baselines never shows it twice under two table labels."""
+    b = A.load_baselines()
+    key = ["paper", "dataset", "space", "metric", "value"]
+    b = b.assign(base=b["method"].str.replace(" (valid split)", "", regex=False))
+    files = b.groupby(key + ["base"])["file"].nunique()
+    assert (files == 1).all(), files[files > 1]
+    drnas = b[(b["space"] == "nb201") & b["paper"].str.startswith("DrNAS")
+              & (b["base"] == "DrNAS") & (b["metric"] == "test_error")]
+    assert sorted(drnas["value"]) == [5.64, 26.49, 53.66] and drnas["confirmed"].all()
+    assert set(drnas["file"]) == {"new_methods.csv"}
+    optimal = b[b["method"].str.startswith("optimal") & (b["metric"] == "test_error")]
+    assert sorted(optimal["value"]) == [5.63, 26.49, 52.69] and optimal["confirmed"].all()
+
+
 def test_with_baselines_rows_are_marked_published(runs):
     table = A.leaderboard(runs, "final", baselines=True)
     pub = table[table["kind"] == "published"]

@@ -11,7 +11,7 @@ from nasbench_eval.methods.samplers import (DirichletSampler, concentration,
 from nasbench_eval.spaces import load_space
 
 
-SPACES = ["s3", "nb1shot1-1"]
+SPACES = ["s3", "nb1shot1-1", "nb201"]
 """DrNAS's paper searched DARTS-space cells (and NAS-Bench-201); on NAS-Bench-1Shot1 every
 row (ops, parents, output) is a Dirichlet sample, as every softmax row is in DARTS."""
 
@@ -101,3 +101,23 @@ def test_evaluated_at_the_mean_derived_from_softmax(space):
         assert torch.allclose(w[k], c / c.sum(-1, keepdim=True))
     derived = m.space.derive({k: torch.softmax(a.detach(), -1) for k, a in m.alphas.items()})
     assert m.derive() == derived
+
+
+@pytest.mark.parametrize("space", SPACES)
+def test_training_forwards_mix_with_a_fresh_dirichlet_sample_of_the_concentration(space):
+    """The supernet's training forward sees the sampled weights (not the mean): a loss
+    computed with the same draw reproduces the step's, the mean's does not."""
+    m, _ = _tiny(space)
+    with torch.no_grad():
+        for a in m.alphas.values():
+            a.copy_(torch.randn_like(a))
+    g = torch.Generator().manual_seed(3)
+    batch = (torch.randn(6, 1, 8, 8, generator=g), torch.randint(0, 3, (6,), generator=g))
+    torch.manual_seed(4)
+    _, loss = m.alpha_grads(batch, batch)
+    torch.manual_seed(4)
+    w = {k: torch.distributions.Dirichlet(concentration(a.detach())).rsample()
+         for k, a in m.alphas.items()}
+    assert set(w) == set(m.space.arch_shapes())
+    assert loss.item() == pytest.approx(m.loss(batch, w)[0].item(), rel=1e-5)
+    assert loss.item() != pytest.approx(m.loss(batch, m.mixing_weights())[0].item(), rel=1e-5)

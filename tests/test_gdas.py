@@ -13,9 +13,9 @@ from nasbench_eval.methods.samplers import SinglePath, gdas_tau, gumbel_hard
 from nasbench_eval.spaces import load_space
 
 
-SPACES = ["darts", "nb1shot1-1", "nb1shot1-3"]
-"""DARTS cells, and NAS-Bench-1Shot1 (a choice block's mixed op is the edge; its parent and
-output rows are sampled relaxed, as NAS-Bench-1Shot1's GDAS)."""
+SPACES = ["darts", "nb1shot1-1", "nb1shot1-3", "nb201"]
+"""DARTS cells, NAS-Bench-1Shot1 (a choice block's mixed op is the edge; its parent and
+output rows are sampled relaxed, as NAS-Bench-1Shot1's GDAS) and NAS-Bench-201 cells."""
 
 
 def _tiny(space: str = "darts", dtype=torch.float32, **options):
@@ -135,9 +135,13 @@ def test_gumbel_hard_value_is_one_hot_and_frequencies_follow_softmax():
     assert torch.allclose(freq, torch.softmax(alpha[0].double(), -1), atol=0.01)
 
 
-def test_unselected_sum_mode_adds_the_other_weights_as_scalars():
-    m, net = _tiny(dtype=torch.float64, gdas_unselected="sum")
+@pytest.mark.parametrize("space", ["darts", "nb201"])
+def test_unselected_sum_mode_adds_the_other_weights_as_scalars(space):
+    m, net = _tiny(space, dtype=torch.float64, gdas_unselected="sum")
     assert isinstance(m.single_path, SinglePath) and m.single_path.unselected == "sum"
+    with torch.no_grad():  # sample candidates with a module: a sampled 'none' everywhere
+        for c in net.candidates():  # can leave the loss flat (ReLU at 0 in nb201's cell)
+            m.alphas[c.cell_type][c.edge, c.column] = 3.0
     x, y = _batch(torch.float64)
     torch.manual_seed(3)
     w = m.sample(m.alphas)

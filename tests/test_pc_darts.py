@@ -12,6 +12,7 @@ from nasbench_eval.methods.composed import edge_scale
 from nasbench_eval.spaces import load_space
 from nasbench_eval.spaces.darts.supernet import MixedEdge
 from nasbench_eval.spaces.nb101.supernet import ChoiceBlock
+from nasbench_eval.spaces.nb201.supernet import MixedEdge as Nb201MixedEdge
 
 
 def _shuffle_by_hand(x: torch.Tensor, groups: int) -> torch.Tensor:
@@ -27,27 +28,33 @@ def _shuffle_by_hand(x: torch.Tensor, groups: int) -> torch.Tensor:
 
 def _partial(kind: str, stride: int):
     """A mixed edge on 8 channels under partial channels K=4: a DARTS edge (with a zero
-    candidate, which has no module) or a NAS-Bench-1Shot1 choice block's mixed op."""
+    candidate, which has no module), a NAS-Bench-201 edge (stride 1) or a NAS-Bench-1Shot1
+    choice block's mixed op."""
     if kind == "darts":
         edge = MixedEdge(("none", "max_pool_3x3", "skip_connect", "sep_conv_3x3"),
                          channels=8, stride=stride)
+        columns = edge.columns
+    elif kind == "nb201":
+        edge = Nb201MixedEdge(("none", "avg_pool_3x3", "skip_connect", "nor_conv_3x3"),
+                              channels=8)
         columns = edge.columns
     else:
         edge = ChoiceBlock(("maxpool3x3", "conv3x3-bn-relu", "conv1x1-bn-relu"), channels=8)
         columns = [0, 1, 2]
     edge.set_partial(4)
-    conv = edge.ops[columns.index(3 if kind == "darts" else 1)]
+    conv = edge.ops[columns.index(1 if kind == "nb1shot1" else 3)]
     assert next(conv.parameters()).shape[0] == 2  # rebuilt on 8 / 4 = 2 channels
     return edge.double(), columns
 
 
-@pytest.mark.parametrize("kind,stride", [("darts", 1), ("darts", 2), ("nb1shot1", 1)])
+@pytest.mark.parametrize("kind,stride", [("darts", 1), ("darts", 2), ("nb201", 1),
+                                         ("nb1shot1", 1)])
 def test_edge_output_is_candidates_on_a_quarter_concatenated_with_the_bypass_shuffled(
         kind, stride):
     torch.manual_seed(0)
     edge, columns = _partial(kind, stride)
     x = torch.randn(3, 8, 6, 6, dtype=torch.float64)
-    w = torch.tensor([0.1, 0.2, 0.3, 0.4] if kind == "darts" else [0.1, 0.2, 0.3],
+    w = torch.tensor([0.1, 0.2, 0.3, 0.4] if kind != "nb1shot1" else [0.1, 0.2, 0.3],
                      dtype=torch.float64)
     w = w / w.sum() * 0.7  # row sum 0.7: the bypass is scaled by it
     out = edge(x, w)
@@ -68,7 +75,7 @@ def _tiny(method: str = "pc-darts", space: str = "darts", **options):
     return m, net
 
 
-@pytest.mark.parametrize("space", ["darts", "nb1shot1-1"])
+@pytest.mark.parametrize("space", ["darts", "nb1shot1-1", "nb201"])
 def test_partial_channels_shrink_the_candidates_and_the_method_trains(space):
     m, net = _tiny(space=space)
     full = load_space(space).build_supernet(8, 3, 3, 1)
@@ -80,13 +87,13 @@ def test_partial_channels_shrink_the_candidates_and_the_method_trains(space):
     before = {k: b.detach().clone() for k, b in m.betas.items()}
     out = m.step(batch, batch)
     assert torch.isfinite(out["train_loss"])
-    if space == "darts":
+    if space != "nb1shot1-1":
         assert all(not torch.equal(before[k], m.betas[k]) for k in before)  # beta is learned
     else:  # every beta is alone in its group: softmax 1, no gradient (NB-1Shot1: no beta)
         assert all(not g.any() for g in beta_grads)
 
 
-@pytest.mark.parametrize("space", ["darts", "nb1shot1-2"])
+@pytest.mark.parametrize("space", ["darts", "nb1shot1-2", "nb201"])
 def test_channels_not_divisible_by_k_are_refused_with_the_flag(space):
     with pytest.raises(NasbenchEvalError, match="--partial-channels 3"):
         _tiny(space=space, partial_channels=3)
@@ -147,3 +154,30 @@ def test_edge_scale_is_a_softmax_within_each_node():
     s = edge_scale(beta, ((0, 1), (2, 3, 4)))
     assert torch.allclose(s[:2], torch.softmax(beta[:2], 0))
     assert torch.allclose(s[2:], torch.softmax(beta[2:], 0))
+
+
+# ----------------------------------------------------------------------------- NAS-Bench-201
+
+def test_nb201_node_edges_are_the_edges_summed_into_each_node():
+    net = load_space("nb201").build_supernet(4, 3, 3, 1)
+    # edges in architecture-string order: 1<-0 | 2<-0 2<-1 | 3<-0 3<-1 3<-2
+    assert net.node_edges() == {"cell": ((0,), (1, 2), (3, 4, 5))}
+
+
+def test_nb201_edge_normalisation_scales_the_edges_but_never_changes_the_derived_cell():
+    """NAS-Bench-201 derives the argmax of every edge (none included): a positive scale per
+    row (softmax(beta)) cannot change it, so on nb201 beta acts on the search only (its
+    forward), unlike the DARTS cells' top-2 edge choice."""
+    m, net = _tiny(space="nb201")
+    with torch.no_grad():
+        m.alphas["cell"].copy_(torch.randn_like(m.alphas["cell"]))
+    before = m.derive()
+    assert before == m.space.derive({"cell": torch.softmax(m.alphas["cell"].detach(), -1)})
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(4, 1, 8, 8, generator=g)
+    net.eval()  # running statistics: the forward does not depend on the batch
+    out0 = net(x, m.mixing_weights())
+    with torch.no_grad():
+        m.betas["cell"].copy_(torch.tensor([0.0, 5.0, -5.0, 3.0, -3.0, 0.0]))
+    assert m.derive() == before
+    assert not torch.allclose(net(x, m.mixing_weights()), out0)

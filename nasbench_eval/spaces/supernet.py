@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import NasbenchEvalError
@@ -108,6 +110,22 @@ def channel_shuffle(x: Tensor, groups: int) -> Tensor:
     :meth:`Supernet.set_partial_channels`, shared by every family that offers it."""
     b, c, h, w = x.shape
     return x.view(b, groups, c // groups, h, w).transpose(1, 2).reshape(b, c, h, w)
+
+
+def partial_channel_edge(x: Tensor, w: Tensor, k: int, stride: int,
+                         inner: Callable[[Tensor], Tensor]) -> Tensor:
+    """PC-DARTS's partial-channel edge, the one definition every family's supernet uses:
+    ``inner`` (the candidates' computation) on the first 1/``k`` of the channels of ``x``,
+    concatenated with the rest (the bypass: max-pooled ``stride`` x ``stride`` on a strided
+    edge, times the row sum of ``w`` so an edge-normalised row scales the whole edge) and
+    channel-shuffled in ``k`` groups. ``k`` = 1: ``inner(x)``."""
+    if k == 1:
+        return inner(x)
+    n = x.shape[1] // k
+    part, rest = x[:, :n], x[:, n:]
+    if stride > 1:
+        rest = F.max_pool2d(rest, stride, stride, ceil_mode=True)
+    return channel_shuffle(torch.cat([inner(part), w.sum() * rest], dim=1), k)
 
 
 class SupernetBase(nn.Module):

@@ -21,7 +21,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .fused_cell import FusedCell
@@ -29,7 +28,7 @@ from .fused_cell import usable as fused_cell_usable
 from .ops import OPS, FactorizedReduce, Identity, ReLUConvBN, build_op
 from .spec import SearchSpace
 from ..supernet import (Candidate, EdgeCall, EdgeForward, SupernetBase, SupernetSeamError,
-                        channel_shuffle)
+                        partial_channel_edge)
 
 DROP_PATH_SCOPES = ("op", "edge")
 
@@ -83,14 +82,7 @@ class MixedEdge(nn.Module):
         """``inner`` (the candidates' computation) on the edge's input: directly, or under
         partial channels on the first 1/k of the channels, concatenated with the bypass (the
         rest, max-pooled 2x2 on a strided edge, times the row sum of ``w``) and shuffled."""
-        k = self.partial
-        if k == 1:
-            return inner(x)
-        n = x.shape[1] // k
-        part, rest = x[:, :n], x[:, n:]
-        if self.stride > 1:
-            rest = F.max_pool2d(rest, self.stride, self.stride, ceil_mode=True)
-        return channel_shuffle(torch.cat([inner(part), w.sum() * rest], dim=1), k)
+        return partial_channel_edge(x, w, self.partial, self.stride, inner)
 
     def forward(self, x: Tensor, w: Tensor, drop_prob: float = 0.0) -> Tensor:
         if self.partial == 1:

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from ...errors import NasbenchEvalError
 from ...nb101.graph import LABELS, MAXPOOL3X3
 from ..supernet import (Candidate, EdgeCall, EdgeForward, SupernetBase, SupernetSeamError,
-                        channel_shuffle)
+                        partial_channel_edge)
 from .space import Nb101CellSpace
 
 
@@ -87,11 +87,7 @@ class ChoiceBlock(nn.Module):
             call = EdgeCall(self.cell, "ops", self.block, tuple(self.op_names),
                             tuple(range(len(self.ops))), tuple(self.ops), self.mix)
             inner = lambda h: fn(call, h, w)  # noqa: E731
-        k = self.partial
-        if k == 1:
-            return inner(x)
-        n = x.shape[1] // k
-        return channel_shuffle(torch.cat([inner(x[:, :n]), w.sum() * x[:, n:]], dim=1), k)
+        return partial_channel_edge(x, w, self.partial, 1, inner)
 
 
 class OneShotCell(nn.Module):

@@ -39,7 +39,8 @@ class Nb201CellFamily(SpaceFamily):
     name = FAMILY
     description = "NAS-Bench-201 cells: one op on each edge of a dense 4-node cell"
     maps_to_nasbench201 = True
-    supernet_calls = ("candidates", "set_edge_forward", "set_drop_path")
+    supernet_calls = ("candidates", "set_edge_forward", "set_partial_channels", "node_edges",
+                      "set_drop_path")
     fused_edges_default = False  # the fused cells measured slower on the CPU (docs/nb201.md)
 
     def parse(self, data: dict[str, Any], file: str) -> Nb201Space:

@@ -8,11 +8,13 @@ weight tensor ``"cell"`` of shape (edges, candidates); a mixed edge is the weigh
 candidates (``none`` contributes zero and is not computed).
 
 The supernet seam (:mod:`nasbench_eval.spaces.supernet`): :meth:`Nb201Supernet.candidates`,
-``classifier``, :meth:`Nb201Supernet.set_edge_forward` (sampled or partial edges),
-:meth:`Nb201Supernet.set_drop_path` (scope ``"op"``: each non-identity candidate's output,
-or ``"edge"``: each mixed edge's output) and :meth:`Nb201Supernet.set_fused_edges` (the
-execution layer's switch for the source-fused cells of :mod:`.fused_cell`; see
-``docs/nb201.md`` for what they measured).
+``classifier``, :meth:`Nb201Supernet.set_edge_forward` (GDAS's single sampled candidate per
+edge), :meth:`Nb201Supernet.set_partial_channels` (PC-DARTS: 1/k of the channels through the
+candidates, the rest bypassing them, shuffled), :meth:`Nb201Supernet.node_edges` (the edges
+summed into each node: PC-DARTS's edge normalisation), :meth:`Nb201Supernet.set_drop_path`
+(scope ``"op"``: each non-identity candidate's output, or ``"edge"``: each mixed edge's
+output) and :meth:`Nb201Supernet.set_fused_edges` (the execution layer's switch for the
+source-fused cells of :mod:`.fused_cell`; see ``docs/nb201.md`` for what they measured).
 """
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
-from ..supernet import Candidate, EdgeCall, EdgeForward, SupernetBase, SupernetSeamError
+from ..supernet import (Candidate, EdgeCall, EdgeForward, SupernetBase, SupernetSeamError,
+                        partial_channel_edge)
 from .fused_cell import FusedNb201Cell
 from .fused_cell import usable as fused_cell_usable
 from .genotype import KEY, edge_list
@@ -40,16 +43,40 @@ def drop_path(x: Tensor, p: float) -> Tensor:
 
 class MixedEdge(nn.Module):
     """All candidates of one edge: ``sum_k w[k] * op_k(x)`` over the candidates with a
-    module (``none`` has none)."""
+    module (``none`` has none). With partial channels (``partial`` = k > 1,
+    :meth:`set_partial`) the candidates see the first 1/k of the channels and :meth:`wrap`
+    adds the bypass and the shuffle (every NAS-Bench-201 cell edge has stride 1)."""
 
     def __init__(self, op_names: tuple[str, ...], channels: int):
         super().__init__()
         self.op_names = op_names
+        self.channels = channels
         self.columns = [k for k, name in enumerate(op_names) if name != "none"]
         self.ops = nn.ModuleList(build_op(op_names[k], channels, affine=False)
                                  for k in self.columns)
+        self.partial = 1
 
     def forward(self, x: Tensor, w: Tensor, drop_prob: float = 0.0) -> Tensor:
+        if self.partial == 1:
+            return self.mix(x, w, drop_prob)
+        return self.wrap(x, w, lambda h: self.mix(h, w, drop_prob))
+
+    # ------------------------------------------------------------------ partial channels
+    def set_partial(self, k: int) -> None:
+        """Rebuild the candidates on ``channels // k`` channels (fresh parameters)."""
+        self.partial = k
+        self.ops = nn.ModuleList(build_op(self.op_names[j], self.channels // k, affine=False)
+                                 for j in self.columns)
+
+    def wrap(self, x: Tensor, w: Tensor, inner) -> Tensor:
+        """``inner`` (the candidates' computation) on the edge's input, directly or on the
+        first 1/k of the channels with the bypass and the shuffle
+        (:func:`~nasbench_eval.spaces.supernet.partial_channel_edge`)."""
+        return partial_channel_edge(x, w, self.partial, 1, inner)
+
+    def mix(self, x: Tensor, w: Tensor, drop_prob: float = 0.0) -> Tensor:
+        """sum_k w[k] * op_k(x); ``drop_prob`` > 0 (train mode only): drop-path on every
+        non-identity candidate."""
         drop = drop_prob > 0.0 and self.training
         out = None
         for k, op in zip(self.columns, self.ops):
@@ -77,8 +104,10 @@ class SearchCell(nn.Module):
 
     def forward(self, x: Tensor, w: Tensor, drop_prob: float, drop_scope: str,
                 fused: bool = False) -> Tensor:
-        # drop-path draws per candidate or edge: the per-edge loop keeps its RNG order
-        if fused and not (drop_prob > 0.0 and self.training) and fused_cell_usable(self):
+        # drop-path draws per candidate or edge: the per-edge loop keeps its RNG order;
+        # partial-channel edges run the per-edge loop too
+        if (fused and not (drop_prob > 0.0 and self.training) and self.edges[0].partial == 1
+                and fused_cell_usable(self)):
             plan = self._fused
             if plan is None or not plan.current():
                 plan = self._fused = FusedNb201Cell(self)
@@ -103,8 +132,9 @@ class SearchCell(nn.Module):
         if self.edge_forward is None:
             return edge(x, w, op_prob)
         call = EdgeCall(self.index, KEY, e, tuple(edge.op_names), tuple(edge.columns),
-                        tuple(edge.ops), lambda x_, w_: edge(x_, w_, op_prob))
-        return self.edge_forward(call, x, w)
+                        tuple(edge.ops), lambda x_, w_: edge.mix(x_, w_, op_prob))
+        fn = self.edge_forward
+        return edge.wrap(x, w, lambda h: fn(call, h, w))
 
 
 class Nb201Supernet(SupernetBase):
@@ -159,6 +189,35 @@ class Nb201Supernet(SupernetBase):
         While one is set, cells run the per-edge loop even with ``fused_edges``."""
         for cell in self.cells():
             cell.edge_forward = fn
+
+    def set_partial_channels(self, k: int) -> None:
+        """Partial channel connections with 1/``k`` of the channels through the candidates
+        (see :meth:`nasbench_eval.spaces.supernet.Supernet.set_partial_channels`); rebuilds
+        every candidate, so it is called before an optimizer holds the parameters. The
+        stages have ``channels``, 2x and 4x channels: ``k`` must divide ``--channels``."""
+        if k < 1:
+            raise SupernetSeamError(f"partial channels: k must be >= 1, got {k}")
+        cells = self.cells()
+        for cell in cells:
+            c = cell.edges[0].channels
+            if c % k:
+                raise SupernetSeamError(
+                    f"partial channels: --partial-channels {k} must divide the channels of "
+                    f"every edge; cell {cell.index} has {c} (--channels should be a multiple "
+                    f"of {k})")
+        if k == cells[0].edges[0].partial:
+            return
+        for cell in cells:
+            cell._fused = None
+            for edge in cell.edges:
+                edge.set_partial(k)
+
+    def node_edges(self) -> dict[str, tuple[tuple[int, ...], ...]]:
+        """The edges summed into each node 1..nodes-1 (rows of ``"cell"``): node t's edges
+        come from every node s < t. Every cell shares the one weight key."""
+        edges = edge_list(self.nodes)
+        return {KEY: tuple(tuple(e for e, (_, t) in enumerate(edges) if t == node)
+                           for node in range(1, self.nodes))}
 
     def set_drop_path(self, prob: float, scope: str = "op") -> None:
         if scope not in DROP_PATH_SCOPES:
