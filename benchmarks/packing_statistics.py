@@ -115,6 +115,25 @@ def compare(separate: list[float], packed: list[float]) -> dict[str, Any]:
     return row
 
 
+def holm_summary(record: dict) -> dict[str, Any]:
+    """Per test, the smallest Holm-adjusted p over every method and metric of the report (the
+    metrics are not independent: entropy and max-softmax read the same alphas)."""
+    out: dict[str, Any] = {}
+    for test in ("wilcoxon_p", "mannwhitney_p"):
+        ps = sorted((c[test], f"{method} {k}") for method, m in record["methods"].items()
+                    for k, c in m["metrics"].items())
+        n = len(ps)
+        adjusted, running = [], 0.0
+        for i, (pv, name) in enumerate(ps):
+            running = max(running, min(1.0, (n - i) * pv))
+            adjusted.append((running, pv, name))
+        best = adjusted[0] if adjusted else None
+        out[test] = {"tests": n, "below_0.05_unadjusted": sum(pv < 0.05 for pv, _ in ps),
+                     "smallest": None if best is None else
+                     {"name": best[2], "p": best[1], "holm_p": best[0]}}
+    return out
+
+
 def _commit() -> str:
     try:
         return subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=7"],
@@ -195,6 +214,7 @@ def main(argv: list[str] | None = None) -> dict | None:
             "metrics": {k: compare([r[k] for r in per["separate"]], [r[k] for r in per["packed"]])
                         for k in METRICS if k in per["separate"][0]},
         }
+    record["holm"] = holm_summary(record)
     md = to_markdown(record)
     print(md)
     out = Path(args.out)
@@ -248,7 +268,14 @@ def to_markdown(r: dict) -> str:
                 f"{c['identical_pairs']}/{len(s['seeds'])} | {_f(c['wilcoxon_p'])} | "
                 f"{_f(c['mannwhitney_p'])} |")
         lines.append("")
-    return "\n".join(lines)
+    for test, h in r.get("holm", {}).items():
+        b = h["smallest"]
+        if b is not None:
+            lines.append(f"- {test.replace('_p', '')}: {h['below_0.05_unadjusted']} of "
+                         f"{h['tests']} tests below 0.05 unadjusted; smallest p {_f(b['p'])} "
+                         f"({b['name']}), Holm-adjusted over the {h['tests']} tests "
+                         f"{_f(b['holm_p'])}")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
