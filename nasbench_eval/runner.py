@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .config import RunConfig
+from .cpu_memory import retain_freed_memory
 from .data import BatchStream, Dataset, TorchLoaderStream, load_dataset
 from .errors import NasbenchEvalError, RunDirError
 from .execution import (Execution, StepRunner, execution_resume_conflict, prepare_model,
@@ -83,6 +84,8 @@ def build_search(cfg: RunConfig) -> Search:
             f"oracle '{cfg.oracle}' cannot score space '{space.name}' (family {space.family})"
             + (f": {reason}" if reason else "") + "; --oracle oneshot works everywhere")
     device = resolve_device(cfg.device)
+    if device.type == "cpu":
+        retain_freed_memory()  # timings only: the step's activations stay mapped
     ex = resolve_execution(cfg.memory_format, cfg.precision, cfg.data_loader, cfg.compile, device,
                            cfg.cuda_graphs, cfg.fused_edges,
                            get_family(space.family).fused_edges_default)

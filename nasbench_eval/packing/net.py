@@ -224,11 +224,22 @@ class PackedSupernet:
             e += len(states)
             states.append(total)
         self._shared.clear()
-        out = [grad_like_forward(s) for s in states[2:]]
-        n, _, hh, ww = out[0].shape
-        cat = torch.cat([s.reshape(n, self.k, c, hh, ww) for s in out], 2)
-        return cat.reshape(n, self.k * c * len(out), hh, ww).contiguous(
-            memory_format=self.memory_format)
+        return self._concat([grad_like_forward(s) for s in states[2:]])
+
+    def _concat(self, parts: list[Tensor]) -> Tensor:
+        """Packed tensors ``(N, K*C_i, H, W)`` concatenated per seed: channels (seed, part,
+        channel), as each seed's own ``torch.cat(parts, 1)``. In channels_last it is built in
+        NHWC order (one copy), so the gradients flowing back into the parts stay
+        channels_last; an NCHW-ordered concatenation hands every part an NCHW gradient, which
+        each candidate's mixing and BN backward would then convert or run slowly on."""
+        n, _, hh, ww = parts[0].shape
+        k = self.k
+        if self.memory_format == torch.channels_last:
+            y = torch.cat([p.permute(0, 2, 3, 1).reshape(n, hh, ww, k, p.shape[1] // k)
+                           for p in parts], 4)
+            return y.reshape(n, hh, ww, -1).permute(0, 3, 1, 2)
+        y = torch.cat([p.reshape(n, k, p.shape[1] // k, hh, ww) for p in parts], 2)
+        return y.reshape(n, -1, hh, ww)
 
     def _edge(self, cell: SearchCell, e: int, name: str, x: Tensor, w: Tensor) -> Tensor:
         edge = cell.edges[e]
@@ -289,9 +300,6 @@ class PackedSupernet:
         b = F.conv2d(x[:, :, 1:, 1:], self._p[f"{name}.conv_2.weight"], None, 2, 0, 1, k)
         if b.shape[-2:] != a.shape[-2:]:
             b = F.pad(b, (0, a.shape[-1] - b.shape[-1], 0, a.shape[-2] - b.shape[-2]))
-        n, kh, hh, ww = a.shape
         # per seed [conv_1, conv_2] channels, as the unpacked module's cat
-        a, b = grad_like_forward(a), grad_like_forward(b)
-        y = torch.cat([a.reshape(n, k, kh // k, hh, ww), b.reshape(n, k, kh // k, hh, ww)], 2)
-        y = y.reshape(n, 2 * kh, hh, ww).contiguous(memory_format=self.memory_format)
+        y = self._concat([grad_like_forward(a), grad_like_forward(b)])
         return self._bn(m.bn, f"{name}.bn", y)

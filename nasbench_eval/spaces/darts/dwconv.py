@@ -47,12 +47,14 @@ def _needed(ctx: Any, i: int) -> bool:
 
 def weight_grad(x: Tensor, g: Tensor, k: int, padding: int, dilation: int) -> Tensor:
     """d/dw of sum(g * depthwise_conv(x, w)) for a stride-1 conv, w of shape (C, 1, k, k)."""
-    n, c = x.shape[:2]
+    n, c, hx, wx = x.shape
     h, w = g.shape[-2:]
-    xp = F.pad(x, (padding, padding, padding, padding))
-    hp, wp = xp.shape[-2:]
-    # (1, N*C, Hp, Wp) with N*C innermost: oneDNN's fast NHWC depthwise layout
-    inp = xp.permute(2, 3, 0, 1).reshape(1, hp, wp, n * c).permute(0, 3, 1, 2)
+    hp, wp = hx + 2 * padding, wx + 2 * padding
+    # (1, N*C, Hp, Wp) with N*C innermost: oneDNN's fast NHWC depthwise layout, padded and
+    # reordered in one copy
+    xp = x.new_zeros(hp, wp, n, c)
+    xp[padding:padding + hx, padding:padding + wx] = x.permute(2, 3, 0, 1)
+    inp = xp.reshape(1, hp, wp, n * c).permute(0, 3, 1, 2)
     out = F.conv2d(inp, g.reshape(n * c, 1, h, w), stride=dilation, groups=n * c)
     return out[..., :k, :k].reshape(n, c, k, k).sum(0).unsqueeze(1)
 
