@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import platform
 import resource
 import statistics
@@ -109,6 +110,93 @@ def _peak_here(device: str, setting: str, images: int, k: int, packed: bool,
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # KiB -> GiB
 
 
+def _time_here(device: str, setting: str, images: int, k: int, packed: bool, steps: int,
+               warmup: int, threads: int) -> float:
+    """Median seconds per step of one configuration, alone in this (fresh) process."""
+    torch.set_num_threads(threads)
+    cfg = _config("darts", SETTINGS[setting], device, images=images)
+    g = _Group(cfg, k, packed)
+    for i in range(warmup + steps):
+        g.step(timed=i >= warmup)
+    return statistics.median(g.times)
+
+
+def _concurrent(device: str, setting: str, images: int, procs: list[tuple[int, bool, int]],
+                steps: int, warmup: int) -> list[float]:
+    """Start one fresh process per ``(k, packed, threads)`` at once, each timing its own
+    steps (:func:`_time_here`); their medians. Processes started together run side by side,
+    as the workers of ``sweep --workers`` do."""
+    here = str(Path(__file__).parent)
+    running = []
+    for k, packed, threads in procs:
+        code = (f"import sys; sys.argv=['x']; sys.path.insert(0, {here!r}); import seed_packing "
+                f"as b; print(b._time_here({device!r}, {setting!r}, {images}, {k}, {packed}, "
+                f"{steps}, {warmup}, {threads}))")
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+        running.append(subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True, env=env))
+    out = []
+    for proc in running:
+        stdout, stderr = proc.communicate()
+        if proc.returncode:
+            raise SystemExit(f"a timing process failed:\n{stderr[-3000:]}")
+        out.append(float(stdout.strip().splitlines()[-1]))
+    return out
+
+
+CORE_WAYS = {
+    "sequential": "one run at a time, all cores' threads (K sequential runs)",
+    "workers": "W single-thread worker processes side by side, one run each (sweep --workers W)",
+    "packed": "one packed search of K seeds, all cores' threads (run --seeds)",
+    "packed-workers": "W single-thread worker processes side by side, K/W packed seeds each "
+                      "(sweep --pack K/W --workers W)",
+}
+
+
+def _all_k(k: int, seeds_each: int, times: list[float]) -> float:
+    """Seconds per step of all K seeds when processes side by side step ``seeds_each`` seeds
+    each in ``times`` seconds: K over their summed rates (seeds stepped per second)."""
+    return k / sum(seeds_each / t for t in times)
+
+
+def cores_comparison(device: str, setting: str, images: int, k: int, cores: int, steps: int,
+                     warmup: int, rounds: int, steps_per_search: int) -> dict:
+    """K seeds on ``cores`` CPU cores, four ways, each in fresh processes (as real runs are),
+    the ways alternated over ``rounds`` so a shared machine's drifts hit all alike. Seconds
+    per step of all K seeds: sequential K x t(1 run, ``cores`` threads); packed t(K packed,
+    ``cores`` threads); workers and packed-workers: K over the summed rates of W processes
+    side by side, 1 thread each, one run or K/W packed seeds each (:func:`_all_k`)."""
+    if k % cores:
+        raise SystemExit(f"--cores-k {k} must be a multiple of the cores ({cores})")
+    per: dict[str, list[float]] = {w: [] for w in CORE_WAYS}
+    for r in range(rounds):
+        runs = {
+            "sequential": lambda: k * _concurrent(device, setting, images, [(1, False, cores)],
+                                                  steps, warmup)[0],
+            "workers": lambda: _all_k(k, 1, _concurrent(
+                device, setting, images, [(1, False, 1)] * cores, steps, warmup)),
+            "packed": lambda: _concurrent(device, setting, images, [(k, True, cores)], steps,
+                                          warmup)[0],
+            "packed-workers": lambda: _all_k(k, k // cores, _concurrent(
+                device, setting, images, [(k // cores, True, 1)] * cores, steps, warmup)),
+        }
+        for way, fn in runs.items():
+            per[way].append(fn())
+            print(f"  round {r + 1}: {way}: {per[way][-1]:.3f} s per step of all {k} seeds",
+                  flush=True)
+    rows = {}
+    for way, ts in per.items():
+        s = statistics.median(ts)
+        rows[way] = {"s_per_step_all": s, "rounds": ts,
+                     "searches_per_hour": 3600.0 / (s / k * steps_per_search)}
+    base = rows["sequential"]["searches_per_hour"]
+    best_unpacked = rows["workers"]["searches_per_hour"]
+    for way, row in rows.items():
+        row["gain_vs_sequential"] = row["searches_per_hour"] / base
+        row["gain_vs_workers"] = row["searches_per_hour"] / best_unpacked
+    return {"k": k, "cores": cores, "rounds": rounds, "ways": rows}
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="auto")
@@ -119,6 +207,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--warmup", type=int, default=None, help="untimed steps (default 3 CUDA, 2 CPU)")
     p.add_argument("--images", type=int, default=N_IMAGES, help="synthetic training images")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory processes")
+    p.add_argument("--cores-k", type=int, default=8, help="seeds of the cores comparison "
+                   "(CPU only; 0 skips it)")
+    p.add_argument("--cores", type=int, default=None,
+                   help="cores of the cores comparison (default: torch's threads)")
+    p.add_argument("--rounds", type=int, default=2, help="rounds of the cores comparison")
     p.add_argument("--out", default="results/benchmarks")
     args = p.parse_args(argv)
 
@@ -164,6 +257,12 @@ def main(argv: list[str] | None = None) -> dict:
               f"packed {row['packed']['s_per_step_all']:.3f} s; searches/hour "
               f"{row['separate']['searches_per_hour']:.2f} -> "
               f"{row['packed']['searches_per_hour']:.2f} ({row['gain']:.2f}x)", flush=True)
+    if not cuda and args.cores_k:
+        cores = args.cores or torch.get_num_threads()
+        print(f"cores comparison: {args.cores_k} seeds on {cores} cores", flush=True)
+        record["cores"] = cores_comparison(str(device), setting_name, args.images,
+                                           args.cores_k, cores, steps, warmup, args.rounds,
+                                           steps_per_search)
     md = to_markdown(record)
     print(md)
     out = Path(args.out)
@@ -198,6 +297,22 @@ def to_markdown(r: dict) -> str:
         lines.append(f"| {k} | {a['s_per_step_all']:.3f} | {b['s_per_step_all']:.3f} | "
                      f"{a['searches_per_hour']:.2f} | {b['searches_per_hour']:.2f} | "
                      f"{row['gain']:.2f}x | {fmt(a.get('peak_gib'))} | {fmt(b.get('peak_gib'))} |")
+    c = r.get("cores")
+    if c:
+        lines += [
+            "", f"## {c['k']} seeds on {c['cores']} cores, each way in fresh processes", "",
+            f"Each way runs as real runs do, in its own processes (worker processes side by "
+            f"side); the ways alternate over {c['rounds']} rounds; median of each process's "
+            f"median of {r['steps']} steps after {r['warmup']} warm-up steps. `sequential` is "
+            f"the K sequential runs of the issue's criterion; `workers` is the fastest way to "
+            f"run them unpacked on these cores.", "",
+            "| way | s/step (all K) | searches/h | gain vs sequential | gain vs workers | "
+            "rounds |", "|---|---|---|---|---|---|"]
+        for way, row in c["ways"].items():
+            lines.append(f"| {way}: {CORE_WAYS[way]} | {row['s_per_step_all']:.3f} | "
+                         f"{row['searches_per_hour']:.2f} | {row['gain_vs_sequential']:.2f}x | "
+                         f"{row['gain_vs_workers']:.2f}x | "
+                         + ", ".join(f"{t:.2f}" for t in row["rounds"]) + " |")
     return "\n".join(lines) + "\n"
 
 
