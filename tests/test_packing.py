@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from nasbench_eval.config import RunConfig
+from nasbench_eval.errors import NasbenchEvalError
 from nasbench_eval.methods import GradientMethod
 from nasbench_eval.packing.net import PackedSupernet, PackingError
 from nasbench_eval.packing.step import packed_step_for
@@ -207,6 +208,32 @@ def test_run_seeds_writes_ordinary_runs_and_resumes(tmp_path, monkeypatch, reque
     run_seeds(cfg2, [0, 1, 2], resume=True)
     for d, e in zip(dirs, again):
         assert _record(d) == _record(e)
+
+
+def test_run_seeds_on_workers_equals_one_process(tmp_path, monkeypatch, request):
+    # --workers 2: seeds 0-3 as two packs of 2 in two single-thread worker processes; at
+    # one thread a packed seed computes what it computes in a pack of 4 (see above), so the
+    # records equal those of one packed group in this process, on one thread
+    import json
+
+    set_threads = torch.set_num_threads
+    request.addfinalizer(lambda threads=torch.get_num_threads(): set_threads(threads))
+    set_threads(1)
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: None)
+    from nasbench_eval.packing.runner import run_seeds
+
+    here = run_seeds(_cfg(tmp_path), [0, 1, 2, 3])
+    there = run_seeds(_cfg(tmp_path, out=str(tmp_path / "w")), [0, 1, 2, 3], workers=2)
+    assert [d.name for d in there] == [d.name for d in here]
+    for a, b in zip(here, there):
+        assert _record(a) == _record(b)
+    assert [json.loads((d / "config.json").read_text())["execution"]["packed_seeds"]
+            for d in there] == [[0, 1], [0, 1], [2, 3], [2, 3]]
+    # a plain rerun refuses to overwrite, before any worker starts; --resume skips them
+    with pytest.raises(NasbenchEvalError, match="already holds a run.*--resume"):
+        run_seeds(_cfg(tmp_path, out=str(tmp_path / "w")), [0, 1, 2, 3], workers=2)
+    assert run_seeds(_cfg(tmp_path, out=str(tmp_path / "w")), [0, 1, 2, 3], workers=2,
+                     resume=True) == there
 
 
 def test_refusals_before_any_work(tmp_path):

@@ -43,6 +43,10 @@ def build() -> click.Command:
     @click.option("--pack", default=None, type=int,
                   help="With --seeds: seeds per packed group (default: all; 1: one run after "
                        "another).")
+    @click.option("--workers", default=None, type=int,
+                  help="With --seeds: run the packed groups in N worker processes side by "
+                       "side, one CPU thread each (default --pack: an equal share per worker); "
+                       "on a CPU the fastest way to pack seeds on N cores (docs/speed.md).")
     @click.option("--layers", default=_D.layers, show_default=True, type=int, help="Cells in the supernet.")
     @click.option("--channels", default=_D.channels, show_default=True, type=int, help="Initial channels.")
     @click.option("--batch-size", default=None, type=int, help="Default: the method's (64; msr 128).")
@@ -123,9 +127,11 @@ def build() -> click.Command:
             quiet: bool, threads: int | None, **kwargs: Any) -> None:
         """Run one architecture search and write runs/<run-id>/ (--out)."""
         given = pop_method_flags(flags, kwargs, options)
-        seeds, pack = kwargs.pop("seeds"), kwargs.pop("pack")
+        seeds, pack, workers = kwargs.pop("seeds"), kwargs.pop("pack"), kwargs.pop("workers")
         if pack is not None and seeds is None:
             fail(NasbenchEvalError("--pack needs --seeds (the seeds to pack)"))
+        if workers is not None and seeds is None:
+            fail(NasbenchEvalError("--workers needs --seeds (a single run uses --threads)"))
         try:
             cfg = RunConfig(**kwargs, method_options=method_options_for(kwargs["method"], given),
                             progress=not quiet, oracle_options=dict(
@@ -133,7 +139,7 @@ def build() -> click.Command:
         except (NasbenchEvalError, ValueError) as exc:
             fail(exc)
         if seeds is not None:
-            execute_seeds(cfg, seeds, pack, resume, threads)
+            execute_seeds(cfg, seeds, pack, resume, threads, workers)
         else:
             execute(cfg, resume, threads)
 
@@ -141,7 +147,7 @@ def build() -> click.Command:
 
 
 def execute_seeds(cfg: RunConfig, seeds: str, pack: int | None, resume: bool,
-                  threads: int | None = None) -> None:
+                  threads: int | None = None, workers: int | None = None) -> None:
     """Run ``cfg`` for every seed of ``seeds`` (packed ``pack`` at a time) and list them."""
     from ..execution import set_threads
     from ..packing.runner import parse_seeds, run_seeds
@@ -154,7 +160,10 @@ def execute_seeds(cfg: RunConfig, seeds: str, pack: int | None, resume: bool,
         fail(exc)
     if cfg.progress:
         click.echo(line, err=True)
-    dirs = run_resumable(run_seeds, cfg, parsed, pack, resume=resume)
+    if workers is not None and workers > 1 and threads is not None:
+        fail(NasbenchEvalError("--workers runs each worker on one CPU thread; leave out "
+                               "--threads"))
+    dirs = run_resumable(run_seeds, cfg, parsed, pack, resume=resume, workers=workers)
     for d in dirs:
         summary = read_summary(d) or {}
         err = summary.get("final_test_error")

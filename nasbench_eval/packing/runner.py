@@ -87,20 +87,29 @@ def check_packing(cfg: RunConfig) -> None:
 
 
 def run_seeds(cfg: RunConfig, seeds: Sequence[int], pack: int | None = None,
-              resume: bool = False) -> list[Path]:
+              resume: bool = False, workers: int | None = None) -> list[Path]:
     """Run (or resume) the searches of ``cfg`` for every seed, ``pack`` seeds at a time as
-    one packed computation (None: all at once; 1: one ordinary run after another). Returns
-    the run directories, in the order of ``seeds``."""
+    one packed computation (None: all at once, or with ``workers`` an equal share per worker;
+    1: one ordinary run after another). ``workers``: run the groups in that many worker
+    processes side by side, one CPU thread each (the sweep's local workers). Returns the run
+    directories, in the order of ``seeds``."""
     from ..runner import run
 
     if pack is not None and pack < 1:
         raise NasbenchEvalError(f"--pack must be >= 1, got {pack}")
+    if workers is not None and workers < 1:
+        raise NasbenchEvalError(f"--workers must be >= 1, got {workers}")
     if not seeds:
         raise NasbenchEvalError("no seeds given")
     cfgs = [resolve_config(replace(cfg, seed=s)) for s in seeds]
-    k = len(cfgs) if pack is None else pack
+    if pack is None:
+        k = -(-len(cfgs) // workers) if workers and workers > 1 else len(cfgs)
+    else:
+        k = pack
     if k > 1 and len(cfgs) > 1:
         check_packing(cfgs[0])
+    if workers and workers > 1:
+        return _run_on_workers(cfgs, k, workers, resume)
     dirs: list[Path] = []
     for i in range(0, len(cfgs), k):
         group = cfgs[i:i + k]
@@ -108,6 +117,46 @@ def run_seeds(cfg: RunConfig, seeds: Sequence[int], pack: int | None = None,
             dirs.append(run(group[0], resume=resume))
         else:
             dirs += run_packed(group, resume=resume)
+    return dirs
+
+
+def _run_on_workers(cfgs: list[RunConfig], k: int, workers: int, resume: bool) -> list[Path]:
+    """The groups of ``k`` seeds as units of work of ``workers`` local worker processes (one
+    CPU thread each), as ``sweep --pack k --workers N`` runs them. Why: on a CPU the packed
+    step is bound by memory traffic, and two single-thread packs side by side did more than one
+    pack twice as wide on two threads (benchmarks/seed_packing.py, docs/speed.md)."""
+    from ..rundir import SUMMARY_FILE, refuse_existing
+    from ..sweep.executors.local import LocalExecutor
+    from ..sweep.spec import Cell
+
+    dirs = [Path(c.out) / c.run_id() for c in cfgs]
+    if not resume:  # the workers always resume: refuse what a plain run would refuse, first
+        for d in dirs:
+            refuse_existing(d / SUMMARY_FILE, False)
+    echo = cfgs[0].progress
+    units = [[Cell(i + j, c) for j, c in enumerate(cfgs[i:i + k])]
+             for i in range(0, len(cfgs), k)]
+    _say(f"{len(cfgs)} seeds in {len(units)} group(s) of up to {k} on {workers} worker "
+         f"processes (one CPU thread each)", echo)
+    ends: dict[int, dict[str, Any]] = {}
+
+    def emit(cell: Cell, kind: str, info: dict[str, Any]) -> None:
+        if kind == "end":
+            ends[cell.index] = info
+            err = info.get("final_test_error")
+            _say(f"seed {cell.config.seed}: {info.get('status')}"
+                 + (f", final anytime test error {err:.4f}" if err is not None else "")
+                 + (f" ({info['error']})" if info.get("error") else ""), echo)
+
+    LocalExecutor(workers=workers).execute_packs(units, emit)
+    failed = [(c.seed, ends.get(i, {})) for i, c in enumerate(cfgs)
+              if ends.get(i, {}).get("status") not in DONE]  # diverged is an outcome
+    if failed:
+        raise NasbenchEvalError("not every seed finished: " + "; ".join(
+            f"seed {seed}: {o.get('status', 'no result')}"
+            + (f" ({o['error']})" if o.get("error") else "") for seed, o in failed)
+            + f". Their run directories are under {cfgs[0].out}; rerun with --resume to "
+            f"continue the unfinished ones")
     return dirs
 
 
