@@ -215,6 +215,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--out", default="results/benchmarks")
     args = p.parse_args(argv)
 
+    started = time.perf_counter()
     device = resolve_device(args.device)
     cuda = device.type == "cuda"
     setting_name = args.setting or ("reference" if cuda else "small")
@@ -263,6 +264,7 @@ def main(argv: list[str] | None = None) -> dict:
         record["cores"] = cores_comparison(str(device), setting_name, args.images,
                                            args.cores_k, cores, steps, warmup, args.rounds,
                                            steps_per_search)
+    record["wall_s"] = round(time.perf_counter() - started, 1)
     md = to_markdown(record)
     print(md)
     out = Path(args.out)
@@ -282,7 +284,8 @@ def to_markdown(r: dict) -> str:
         f"{r['device']})", "",
         f"- command: `{r['command']}`",
         f"- commit {r['commit']}, {r['date']}, torch {r['torch']}, python {r['python']}, "
-        f"{r['threads']} CPU threads",
+        f"{r['threads']} CPU threads"
+        + (f", wall time {r['wall_s'] / 60:.1f} min" if r.get("wall_s") else ""),
         f"- setting `{s['name']}`: darts on the DARTS space, {s['layers']} cells, "
         f"{s['channels']} channels, batch {s['batch_size']}, synthetic {s['images']:,} images "
         f"{tuple(s['shape'])}; a search = {s['steps_per_search']:,} steps (50 epochs), its "
