@@ -236,6 +236,15 @@ def test_run_seeds_on_workers_equals_one_process(tmp_path, monkeypatch, request)
                      resume=True) == there
 
 
+def test_tracking_sinks_refuse_packing_before_any_work(tmp_path):
+    # the packed runner does not feed --log-to sinks: refused, not silently skipped
+    from nasbench_eval.packing.runner import run_seeds
+
+    with pytest.raises(PackingError, match="tracking sinks.*tensorboard.*--pack 1"):
+        run_seeds(_cfg(tmp_path, log_to=["tensorboard"]), [0, 1])
+    assert not (tmp_path / "results").exists()
+
+
 def test_refusals_before_any_work(tmp_path):
     from nasbench_eval.packing.runner import run_seeds
 

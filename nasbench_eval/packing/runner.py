@@ -68,7 +68,8 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def check_packing(cfg: RunConfig) -> None:
-    """Refuse settings that cannot pack before any work (method, capture, compile)."""
+    """Refuse settings that cannot pack before any work (method, capture, compile, tracking
+    sinks)."""
     if cfg.method not in PACKED_METHODS:
         method_class(cfg.method)  # an unknown name: the registry's error
         why = REFUSED.get(cfg.method, "its step has no packed form")
@@ -78,6 +79,10 @@ def check_packing(cfg: RunConfig) -> None:
     if cfg.cuda_graphs or cfg.compile:
         raise PackingError("packed seeds run eagerly: drop --cuda-graphs / --compile, or run "
                            "the seeds separately (--pack 1)")
+    if cfg.log_to:
+        raise PackingError(f"packed runs do not mirror into tracking sinks (--log-to "
+                           f"{','.join(cfg.log_to)}): drop --log-to, or run the seeds "
+                           f"separately (--pack 1)")
     # the space's ops and supernet, checked on a narrow copy (cheap, on the CPU)
     space = method_class(cfg.method)().adapt_space(load_space(cfg.space))
     try:

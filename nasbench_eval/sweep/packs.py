@@ -62,8 +62,6 @@ def packing_refusal(cfg: RunConfig) -> str | None:
     from ..packing.net import PackingError
     from ..packing.runner import check_packing
 
-    if cfg.log_to:  # the packed runner does not feed tracking sinks
-        return "packed runs do not mirror into tracking sinks (--log-to)"
     try:
         check_packing(cfg)
     except PackingError as exc:
