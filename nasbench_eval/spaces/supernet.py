@@ -11,7 +11,7 @@ call a family leaves out.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -102,6 +102,33 @@ class Supernet(Protocol):
         """Use the family's fused fast path for mixed edges where it has one (an execution
         setting, ``--fused-edges``: same results up to rounding, fewer kernels; DARTS cells:
         :mod:`.darts.fused_cell`). Families without one ignore it."""
+
+
+def drop_path(x: Tensor, p: float) -> Tensor:
+    """Zero whole examples of ``x`` with probability ``p`` (one Bernoulli draw per example,
+    torch's global RNG), scaling the kept ones by 1 / (1 - p) so the expectation is ``x``.
+    The search supernets' drop-path (R-DARTS's DP), one definition for every family."""
+    keep = 1.0 - p
+    mask = torch.empty((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype,
+                       device=x.device).bernoulli_(keep)
+    return x * (mask / keep)
+
+
+def mix_candidates(x: Tensor, w: Tensor, columns: Sequence[int], ops: Sequence[nn.Module],
+                   drop_prob: float = 0.0, spared: type | tuple[type, ...] = ()
+                   ) -> Tensor | None:
+    """``sum_k w[columns[k]] * ops[k](x)``, the mixed edge of every family, in candidate
+    order (the order fixes the float rounding the parity checks compare). ``drop_prob`` > 0:
+    drop-path on every candidate that is not a ``spared`` instance (the identities), drawn in
+    candidate order. None when the edge has no candidate module (only ``none``)."""
+    out = None
+    for k, op in zip(columns, ops):
+        h = op(x)
+        if drop_prob > 0.0 and not isinstance(op, spared):
+            h = drop_path(h, drop_prob)
+        y = w[k] * h
+        out = y if out is None else out + y
+    return out
 
 
 def channel_shuffle(x: Tensor, groups: int) -> Tensor:

@@ -28,18 +28,9 @@ from .fused_cell import usable as fused_cell_usable
 from .ops import OPS, FactorizedReduce, Identity, ReLUConvBN, build_op
 from .spec import SearchSpace
 from ..supernet import (Candidate, EdgeCall, EdgeForward, SupernetBase, SupernetSeamError,
-                        partial_channel_edge)
+                        drop_path, mix_candidates, partial_channel_edge)
 
 DROP_PATH_SCOPES = ("op", "edge")
-
-
-def drop_path(x: Tensor, p: float) -> Tensor:
-    """Zero whole examples of ``x`` with probability ``p`` (one Bernoulli draw per example,
-    torch's global RNG), scaling the kept ones by 1 / (1 - p) so the expectation is ``x``."""
-    keep = 1.0 - p
-    mask = torch.empty((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype,
-                       device=x.device).bernoulli_(keep)
-    return x * (mask / keep)
 
 
 class MixedEdge(nn.Module):
@@ -68,15 +59,9 @@ class MixedEdge(nn.Module):
     def mix(self, x: Tensor, w: Tensor, drop_prob: float = 0.0) -> Tensor:
         """sum_k w[k] * op_k(x); ``drop_prob`` > 0 (train mode only): drop-path on every
         non-identity candidate."""
-        drop = drop_prob > 0.0 and self.training
-        out = None
-        for k, op in zip(self.columns, self.ops):
-            h = op(x)
-            if drop and not isinstance(op, Identity):
-                h = drop_path(h, drop_prob)
-            y = w[k] * h
-            out = y if out is None else out + y
-        return out
+        drop = drop_prob if self.training else 0.0
+        out = mix_candidates(x, w, self.columns, self.ops, drop, Identity)
+        return out  # type: ignore[return-value]  # a DARTS edge has a candidate module
 
     def wrap(self, x: Tensor, w: Tensor, inner) -> Tensor:
         """``inner`` (the candidates' computation) on the edge's input: directly, or under

@@ -24,21 +24,13 @@ import torch
 from torch import Tensor, nn
 
 from ..supernet import (Candidate, EdgeCall, EdgeForward, SupernetBase, SupernetSeamError,
-                        partial_channel_edge)
+                        drop_path, mix_candidates, partial_channel_edge)
 from .fused_cell import FusedNb201Cell
 from .fused_cell import usable as fused_cell_usable
 from .genotype import KEY, edge_list
 from .ops import Identity, build_op, build_skeleton, head
 
 DROP_PATH_SCOPES = ("op", "edge")
-
-
-def drop_path(x: Tensor, p: float) -> Tensor:
-    """Zero whole examples with probability ``p`` (global RNG), rescaling the kept ones."""
-    keep = 1.0 - p
-    mask = torch.empty((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype,
-                       device=x.device).bernoulli_(keep)
-    return x * (mask / keep)
 
 
 class MixedEdge(nn.Module):
@@ -77,14 +69,8 @@ class MixedEdge(nn.Module):
     def mix(self, x: Tensor, w: Tensor, drop_prob: float = 0.0) -> Tensor:
         """sum_k w[k] * op_k(x); ``drop_prob`` > 0 (train mode only): drop-path on every
         non-identity candidate."""
-        drop = drop_prob > 0.0 and self.training
-        out = None
-        for k, op in zip(self.columns, self.ops):
-            h = op(x)
-            if drop and not isinstance(op, Identity):
-                h = drop_path(h, drop_prob)
-            y = w[k] * h
-            out = y if out is None else out + y
+        drop = drop_prob if self.training else 0.0
+        out = mix_candidates(x, w, self.columns, self.ops, drop, Identity)
         if out is None:  # an edge whose only candidate is none
             return torch.zeros_like(x)
         return out
