@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict:
              f"`small` (5 cells, 8 channels, batch 32, synthetic 3x16x16, {args.images} "
              f"training images), darts, {args.epochs} epochs of {args.steps} steps, oracle "
              f"oneshot; each way in fresh processes; wall time includes process start, data, "
-             f"epoch ends", "",
+             f"epoch ends; benchmark wall time {sum(ways.values()) / 60:.1f} min", "",
              "| way | wall s | vs sequential |", "|---|---|---|"]
     labels = {"sequential": f"{args.seeds} sequential `run`s, {w} threads",
               "packed": f"`run --seeds 0-{args.seeds - 1} --threads {w}` (one pack)",
