@@ -10,7 +10,8 @@ PyTorch's caching allocator does on CUDA: the process keeps its peak working set
 returning and re-faulting it. It changes timings only, never a computed value.
 
 Applied once per process by :func:`retain_freed_memory` (called when a CPU search is
-built); ``NASBENCH_EVAL_MALLOC=system`` leaves malloc as it is. Not glibc (macOS, musl):
+built, and by ``evaluate`` on the CPU); ``NASBENCH_EVAL_MALLOC=system`` leaves malloc as it
+is. Not glibc (macOS, musl):
 nothing to do.
 """
 from __future__ import annotations

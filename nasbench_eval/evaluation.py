@@ -35,6 +35,7 @@ from torch.nn import functional as F
 from .config import DEFAULT_OUT, ConfigError, from_fields
 from .data import BatchStream, Dataset, load_dataset
 from .errors import NasbenchEvalError, RunDirError
+from .cpu_memory import retain_freed_memory
 from .execution import resolve_device
 from .rundir import (CONFIG_FILE, DIVERGED, FINISHED, RUNNING, RunRecorder, derived_seed,
                      environment, fingerprint, is_done, is_finite, read_json, read_summary,
@@ -462,6 +463,8 @@ def evaluate(run_dir: str | Path | None = None, *, genotype: Any = None, space: 
         return out_dir
 
     device = resolve_device(cfg.device)
+    if device.type == "cpu":
+        retain_freed_memory()  # timings only, as for a search (cpu_memory)
     data = load_dataset(cfg.dataset, cfg.data_root, **cfg.dataset_options)
     trainer = _Trainer(cfg, source.genotype, data, device)
     counts = count_parameters(trainer.model)
