@@ -11,8 +11,7 @@ returning and re-faulting it. It changes timings only, never a computed value.
 
 Applied once per process by :func:`retain_freed_memory` (called when a CPU search is
 built, and by ``evaluate`` on the CPU); ``NASBENCH_EVAL_MALLOC=system`` leaves malloc as it
-is. Not glibc (macOS, musl):
-nothing to do.
+is. Not glibc (macOS, musl): nothing to do.
 """
 from __future__ import annotations
 

@@ -236,6 +236,16 @@ def test_run_seeds_on_workers_equals_one_process(tmp_path, monkeypatch, request)
                      resume=True) == there
 
 
+def test_workers_are_for_the_cpu(tmp_path, monkeypatch):
+    from nasbench_eval import execution
+    from nasbench_eval.packing.runner import run_seeds
+
+    monkeypatch.setattr(execution, "resolve_device", lambda name: torch.device("cuda"))
+    with pytest.raises(NasbenchEvalError, match="CPU worker processes.*--gpus N --pack K"):
+        run_seeds(_cfg(tmp_path), [0, 1], workers=2)
+    assert not (tmp_path / "results").exists()
+
+
 def test_tracking_sinks_refuse_packing_before_any_work(tmp_path):
     # the packed runner does not feed --log-to sinks: refused, not silently skipped
     from nasbench_eval.packing.runner import run_seeds

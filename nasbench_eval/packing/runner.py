@@ -130,10 +130,15 @@ def _run_on_workers(cfgs: list[RunConfig], k: int, workers: int, resume: bool) -
     CPU thread each), as ``sweep --pack k --workers N`` runs them. Why: on a CPU the packed
     step is bound by memory traffic, and two single-thread packs side by side did more than one
     pack twice as wide on two threads (benchmarks/seed_packing.py, docs/speed.md)."""
+    from .. import execution
     from ..rundir import SUMMARY_FILE, refuse_existing
     from ..sweep.executors.local import LocalExecutor
     from ..sweep.spec import Cell
 
+    if execution.resolve_device(cfgs[0].device).type != "cpu":
+        raise NasbenchEvalError("--workers runs the packs in CPU worker processes (one thread "
+                                "each); on GPUs run a sweep with --gpus N --pack K, one worker "
+                                "per GPU")
     dirs = [Path(c.out) / c.run_id() for c in cfgs]
     if not resume:  # the workers always resume: refuse what a plain run would refuse, first
         for d in dirs:
