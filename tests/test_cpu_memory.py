@@ -13,18 +13,26 @@ from nasbench_eval.errors import NasbenchEvalError
 glibc = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
                            reason="glibc's malloc thresholds")
 
-# A step's pattern: many MiB-sized blocks allocated, then all freed. glibc returns the freed
-# heap top to the OS, so the next step faults it in again page by page, unless retained.
+# A step's pattern: many MiB-sized blocks allocated, written, then all freed. By default glibc
+# hands them back to the OS (munmap, or trimming the free heap top), so the next step faults
+# them in again page by page, unless retained. Straight malloc/free through ctypes: torch's
+# own small allocations could sit at the heap top and hide the trim, depending on the
+# environment.
 _FAULTS = """
-import resource, sys
-import torch
+import ctypes, resource, sys
 from nasbench_eval.cpu_memory import retain_freed_memory
 print(retain_freed_memory(), file=sys.stderr)
+libc = ctypes.CDLL(None)
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, [ctypes.c_size_t]
+libc.free.restype, libc.free.argtypes = None, [ctypes.c_void_p]
 faults = []
 for step in range(6):
     f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-    blocks = [torch.ones(256 * 1024) for _ in range(48)]  # 48 x 1 MiB
-    del blocks
+    blocks = [libc.malloc(2 ** 20) for _ in range(48)]  # 48 x 1 MiB
+    for b in blocks:
+        ctypes.memset(b, 1, 2 ** 20)
+    for b in reversed(blocks):
+        libc.free(b)
     faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
 print(max(faults[3:]))  # settled: after the heap has grown to the pattern
 """
