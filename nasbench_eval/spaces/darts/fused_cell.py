@@ -200,15 +200,42 @@ def _classify(op: nn.Module) -> tuple[str, object]:
     return "module", op
 
 
+class CandidateWatch:
+    """Whether a fused plan built from a cell's candidate modules still holds: the fused
+    cells of every family run the candidates' arithmetic themselves, so a candidate that
+    gains a hook or a parametrization since the plan was built must run through its own
+    module instead."""
+
+    def __init__(self, cell: nn.Module):
+        self.candidates = [m for edge in cell.edges for op in edge.ops  # type: ignore[union-attr]
+                           for m in op.modules()]
+        self.classes = [type(m) for m in self.candidates]
+        self.signature = self._hook_signature()
+        self.handles = RemovableHandle.next_id
+
+    def _hook_signature(self) -> tuple[bool, ...]:
+        """Which candidates' modules have hooks or parametrizations."""
+        return tuple(_hooked(m) for m in self.candidates)
+
+    def current(self) -> bool:
+        """False when a candidate gained or lost a hook or parametrization since the plan was
+        built. Cheap unless a hook was registered anywhere since the last check (torch counts
+        hook handles) or a module's class changed (a parametrization swaps it)."""
+        if any(type(m) is not cls for m, cls in zip(self.candidates, self.classes)):
+            return False
+        n = RemovableHandle.next_id
+        if n != self.handles:
+            self.handles = n
+            return self._hook_signature() == self.signature
+        return True
+
+
 class FusedCell:
     """The fused forward of one :class:`SearchCell` (built once, from its modules)."""
 
     def __init__(self, cell: SearchCell):
         self.cell = cell
-        self.candidates = [m for edge in cell.edges for op in edge.ops for m in op.modules()]
-        self.classes = [type(m) for m in self.candidates]
-        self.signature = self._hook_signature()
-        self.handles = RemovableHandle.next_id
+        self.watch = CandidateWatch(cell)
         self.nodes = cell.nodes
         self.target: list[int] = []  # edge -> index of the state it feeds
         sources: dict[int, list[int]] = {}
@@ -225,22 +252,9 @@ class FusedCell:
                         for ph in phases]
         self.device: torch.device | None = None
 
-    def _hook_signature(self) -> tuple[bool, ...]:
-        """Which candidates' modules have hooks or parametrizations."""
-        return tuple(_hooked(m) for m in self.candidates)
-
     def current(self) -> bool:
-        """False when a candidate gained or lost a hook or parametrization since the plan was
-        built (it must then run through its own module). Cheap unless a hook was registered
-        anywhere since the last check (torch counts hook handles) or a module's class
-        changed (a parametrization swaps it)."""
-        if any(type(m) is not cls for m, cls in zip(self.candidates, self.classes)):
-            return False
-        n = RemovableHandle.next_id
-        if n != self.handles:
-            self.handles = n
-            return self._hook_signature() == self.signature
-        return True
+        """Whether the plan still holds (:meth:`CandidateWatch.current`)."""
+        return self.watch.current()
 
     @staticmethod
     def _groups(cell: SearchCell, by_state: dict[int, list[int]]) -> list[_Group]:

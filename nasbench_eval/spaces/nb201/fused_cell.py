@@ -44,9 +44,9 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.hooks import RemovableHandle
 
 # shared machinery of the DARTS fused cell (one place for BN concatenation and hook rules)
+from ..darts.fused_cell import CandidateWatch
 from ..darts.fused_cell import FusedCell as _DartsFusedCell
 from ..darts.fused_cell import _channels_last, _eval_bn_affine, _global_hooks
 from ..darts.fused_cell import _grad_like_forward, _hooked, _plain, _write_back
@@ -147,27 +147,14 @@ class FusedNb201Cell:
 
     def __init__(self, cell: SearchCell):
         self.cell = cell
-        self.candidates = [m for edge in cell.edges for op in edge.ops for m in op.modules()]
-        self.classes = [type(m) for m in self.candidates]
-        self.signature = self._hook_signature()
-        self.handles = RemovableHandle.next_id
+        self.watch = CandidateWatch(cell)
         self.nodes = cell.nodes
         self.sources = [self._plan(cell, n) for n in range(cell.nodes - 1)]
         self.device: torch.device | None = None
 
-    def _hook_signature(self) -> tuple[bool, ...]:
-        return tuple(_hooked(m) for m in self.candidates)
-
     def current(self) -> bool:
-        """False when a candidate gained or lost a hook or parametrization (or changed class)
-        since the plan was built; cheap unless a hook was registered anywhere meanwhile."""
-        if any(type(m) is not cls for m, cls in zip(self.candidates, self.classes)):
-            return False
-        n = RemovableHandle.next_id
-        if n != self.handles:
-            self.handles = n
-            return self._hook_signature() == self.signature
-        return True
+        """Whether the plan still holds (:meth:`CandidateWatch.current`)."""
+        return self.watch.current()
 
     @staticmethod
     def _plan(cell: SearchCell, node: int) -> _Source:
